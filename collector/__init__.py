@@ -1,0 +1,16 @@
+"""OTLP receivers: decode Export requests and hand them to the storage writer."""
+
+from __future__ import annotations
+
+from jobtrail.collector.decode import Decoded, decode_logs, decode_metrics, decode_traces
+from jobtrail.collector.grpc_receiver import OtlpGrpcReceiver
+from jobtrail.collector.stats import ReceiverStats
+
+__all__ = [
+    "Decoded",
+    "OtlpGrpcReceiver",
+    "ReceiverStats",
+    "decode_logs",
+    "decode_metrics",
+    "decode_traces",
+]

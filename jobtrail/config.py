@@ -1,0 +1,166 @@
+"""Server configuration: ``otel-config.yaml`` in the OpenTelemetry Collector's shape.
+
+The file is checked against a declared tree of known keys and types, so a typo is an error
+naming its path (``receivers.otlp.protocols.grpc.endpiont: unknown key``) before any port is
+bound. ``${env:VAR}`` and ``${env:VAR:-default}`` are substituted in string values. CLI flags
+override the file through :func:`ServerConfig.with_overrides`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the offending key."""
+
+
+_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+# The tree of known keys: a dict is a section, a type (or tuple of types) a leaf.
+_NUM = (int, float)
+_PROTOCOL = {"endpoint": str, "max_recv_msg_size_mib": _NUM, "tls": {"cert_file": str, "key_file": str}, "auth": {"authenticator": str}}  # noqa: E501
+_SCHEMA: dict[str, Any] = {
+    "receivers": {"otlp": {"protocols": {"grpc": _PROTOCOL, "http": _PROTOCOL}}},
+    "processors": {
+        "batch": {"send_batch_size": int, "timeout": str, "send_batch_max_size": int},
+        "memory_limiter": {"limit_mib": _NUM, "spike_limit_mib": _NUM, "check_interval": str},
+    },
+    "exporters": {
+        "duckdb": {
+            "path": str,
+            "retention": {"max_age": str, "system_logs_max_age": str, "max_logs_per_job": int, "max_size_mib": _NUM},  # noqa: E501
+        }
+    },
+    "extensions": {"bearertokenauth": {"token": str, "tokens": list}},
+    "service": {
+        "extensions": list,
+        "pipelines": {
+            name: {"receivers": list, "processors": list, "exporters": list}
+            for name in ("traces", "logs", "metrics")
+        },
+        "telemetry": {"logs": {"level": str}},
+    },
+    "jobtrail": {"api": {"endpoint": str}, "heartbeat_timeout": str},
+}
+
+
+def _substitute(value: Any, path: str) -> Any:
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{path}: environment variable {name} is not set")
+
+        return _ENV.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _check(value: Any, schema: Any, path: str) -> None:
+    if isinstance(schema, dict):
+        if value is None:
+            return
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        for key, sub in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in schema:
+                raise ConfigError(f"{where}: unknown key")
+            _check(sub, schema[key], where)
+        return
+    if value is None:
+        return
+    types = schema if isinstance(schema, tuple) else (schema,)
+    if isinstance(value, bool) and bool not in types:
+        raise ConfigError(f"{path}: expected {_type_names(types)}, got a boolean")
+    if not isinstance(value, types):
+        raise ConfigError(f"{path}: expected {_type_names(types)}, got {type(value).__name__}")
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {int: "a number", float: "a number", str: "a string", list: "a list"}
+    return " or ".join(sorted({names.get(t, t.__name__) for t in types}))
+
+
+def _endpoint(value: str, path: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ConfigError(f"{path}: expected host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything ``jobtrail serve`` needs, after the file and the flags are applied."""
+
+    db_path: str = "jobtrail.duckdb"
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 4317
+    http_host: str = "127.0.0.1"
+    http_port: int = 4318
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    max_recv_bytes: int = 4 * 1024 * 1024
+
+    @classmethod
+    def from_mapping(cls, raw: Any) -> ServerConfig:
+        """Validate a parsed YAML document and build the configuration."""
+        if raw is None:
+            raw = {}
+        raw = _substitute(raw, "")
+        _check(raw, _SCHEMA, "")
+        cfg = cls()
+        protocols = (((raw.get("receivers") or {}).get("otlp") or {}).get("protocols")) or {}
+        grpc = protocols.get("grpc") or {}
+        http = protocols.get("http") or {}
+        changes: dict[str, Any] = {}
+        if "endpoint" in grpc:
+            changes["grpc_host"], changes["grpc_port"] = _endpoint(grpc["endpoint"], "receivers.otlp.protocols.grpc.endpoint")  # noqa: E501
+        if "endpoint" in http:
+            changes["http_host"], changes["http_port"] = _endpoint(http["endpoint"], "receivers.otlp.protocols.http.endpoint")  # noqa: E501
+        if grpc.get("max_recv_msg_size_mib") is not None:
+            size = grpc["max_recv_msg_size_mib"]
+            if size <= 0:
+                raise ConfigError("receivers.otlp.protocols.grpc.max_recv_msg_size_mib: must be > 0")
+            changes["max_recv_bytes"] = int(size * 1024 * 1024)
+        duck = (raw.get("exporters") or {}).get("duckdb") or {}
+        if duck.get("path"):
+            changes["db_path"] = duck["path"]
+        api = (raw.get("jobtrail") or {}).get("api") or {}
+        if "endpoint" in api:
+            changes["api_host"], changes["api_port"] = _endpoint(api["endpoint"], "jobtrail.api.endpoint")  # noqa: E501
+        return replace(cfg, **changes)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> ServerConfig:
+        """Read a config file; ``None`` or a missing default file gives the defaults."""
+        if path is None:
+            return cls()
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        return cls.from_mapping(raw)
+
+    def with_overrides(self, **overrides: Any) -> ServerConfig:
+        """Apply CLI flags (``None`` means not given)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,361 @@
+"""Linking spans and logs to their jobs and steps, in any arrival order.
+
+Agent records name their job (``job.id`` on steps and logs), so they link at once. Records
+from other clients link through span ancestry: a log belongs to the job or step whose span
+it names, a step to the job above it, a child job to the job above it through plain spans.
+Children usually arrive before their parents (a span is exported when it ends), so what
+cannot be linked yet is remembered per trace and linked when the missing span arrives.
+
+All methods run on the writer thread inside the writer's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobtrail.storage.derive import (
+    JOB_COLUMNS,
+    STEP_COLUMNS,
+    merge_job,
+    merge_step,
+    new_job_row,
+    new_step_row,
+)
+from jobtrail.storage.model import JobUpdate, StepUpdate
+
+log = logging.getLogger(__name__)
+
+_MAX_OWNERS = 500_000
+_MAX_PENDING_TRACES = 20_000
+_MAX_DEPTH = 64
+_NO_LOGS = 1 << 62
+
+Owner = tuple[str, str | None, str | None]  # job_id, step name, step span id
+
+_TS = pa.timestamp("us")
+JOB_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()), ("trace_id", pa.string()), ("span_id", pa.string()),
+        ("parent_job_id", pa.string()), ("parent_span_id", pa.string()), ("type", pa.string()),
+        ("name", pa.string()), ("operation", pa.string()), ("owner", pa.string()),
+        ("service", pa.string()), ("status", pa.string()), ("progress", pa.float64()),
+        ("current_step", pa.string()), ("total_steps", pa.int32()), ("attempt", pa.int32()),
+        ("started_at", _TS), ("ended_at", _TS), ("duration_ms", pa.float64()),
+        ("error", pa.string()), ("error_type", pa.string()), ("stack_trace", pa.string()),
+        ("result", pa.string()), ("cancel_reason", pa.string()), ("attributes", pa.string()),
+        ("last_seen", _TS), ("span_received", pa.bool_()),
+    ]
+)  # fmt: skip
+STEP_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()), ("span_id", pa.string()), ("parent_span_id", pa.string()),
+        ("job_id", pa.string()), ("seq", pa.int32()), ("name", pa.string()),
+        ("status", pa.string()), ("started_at", _TS), ("ended_at", _TS),
+        ("duration_ms", pa.float64()), ("error", pa.string()), ("attributes", pa.string()),
+        ("span_received", pa.bool_()),
+    ]
+)  # fmt: skip
+
+
+class Linker:
+    """Keeps ``jobs``/``steps`` current and links log records to them."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self._owners: OrderedDict[tuple[str, str], Owner] = OrderedDict()
+        self._pending: OrderedDict[str, int] = OrderedDict()
+        self._next_log_id = self._max_log_id() + 1
+
+    # --- state kept across transactions -----------------------------------------------
+
+    def _max_log_id(self) -> int:
+        row = self._con.execute("SELECT coalesce(max(id), 0) FROM logs").fetchone()
+        return int(row[0]) if row else 0
+
+    def load_pending(self) -> None:
+        """After a restart, remember recent traces that still have unlinked records."""
+        rows = self._con.execute(
+            """
+            SELECT trace_id, min(id) FROM logs
+            WHERE job_id IS NULL AND trace_id IS NOT NULL
+              AND received_at > now()::TIMESTAMP - INTERVAL 1 DAY
+            GROUP BY 1 LIMIT ?""",
+            [_MAX_PENDING_TRACES],
+        ).fetchall()
+        rows += self._con.execute(
+            """
+            SELECT trace_id, ? FROM steps WHERE job_id IS NULL
+            UNION ALL
+            SELECT trace_id, ? FROM jobs WHERE parent_job_id IS NULL AND parent_span_id IS NOT NULL
+              AND last_seen > now()::TIMESTAMP - INTERVAL 1 DAY
+            LIMIT ?""",
+            [_NO_LOGS, _NO_LOGS, _MAX_PENDING_TRACES],
+        ).fetchall()
+        for trace_id, min_id in rows:
+            self._mark_pending(trace_id, int(min_id))
+
+    def commit(self) -> None:
+        """The transaction committed: nothing to undo."""
+
+    def rollback(self) -> None:
+        """The transaction rolled back: log ids handed out were not used."""
+        self._next_log_id = self._max_log_id() + 1
+
+    def _remember(self, trace_id: str, span_id: str, owner: Owner) -> None:
+        key = (trace_id, span_id)
+        self._owners[key] = owner
+        self._owners.move_to_end(key)
+        if len(self._owners) > _MAX_OWNERS:
+            self._owners.popitem(last=False)
+
+    def _mark_pending(self, trace_id: str, min_log_id: int = _NO_LOGS) -> None:
+        current = self._pending.get(trace_id)
+        self._pending[trace_id] = min_log_id if current is None else min(current, min_log_id)
+        if len(self._pending) > _MAX_PENDING_TRACES:
+            self._pending.popitem(last=False)
+
+    # --- jobs and steps ------------------------------------------------------------------
+
+    def apply(self, jobs: list[JobUpdate], steps: list[StepUpdate]) -> set[str]:
+        """Merge job and step updates into their rows; return the ids of jobs touched."""
+        touched: set[str] = set()
+        if jobs:
+            touched |= self._apply_jobs(jobs)
+        if steps:
+            touched |= self._apply_steps(steps)
+        return touched
+
+    def _apply_jobs(self, updates: list[JobUpdate]) -> set[str]:
+        ids = list(dict.fromkeys(u.id for u in updates))
+        rows = {r["id"]: r for r in self._fetch("jobs", "id IN (SELECT unnest(?))", [ids])}
+        for update in updates:
+            if update.trace_id and update.span_id:
+                self._remember(update.trace_id, update.span_id, (update.id, None, None))
+        for update in updates:
+            if update.parent_job_id is None and update.trace_id and update.parent_span_id:
+                owner = self._owners.get((update.trace_id, update.parent_span_id))
+                if owner is not None:
+                    update.parent_job_id = owner[0]
+            row = rows.get(update.id) or new_job_row(update.id)
+            rows[update.id] = merge_job(row, update)
+            if row["parent_job_id"] is None and row["parent_span_id"] and row["trace_id"]:
+                self._mark_pending(row["trace_id"])
+        self._upsert("jobs", JOB_COLUMNS, JOB_SCHEMA, rows.values())
+        return set(ids)
+
+    def _apply_steps(self, updates: list[StepUpdate]) -> set[str]:
+        keys = list(dict.fromkeys((u.trace_id, u.span_id) for u in updates))
+        rows = {
+            (r["trace_id"], r["span_id"]): r
+            for r in self._fetch(
+                "steps",
+                "(trace_id, span_id) IN (SELECT (unnest(?), unnest(?)))",
+                [[k[0] for k in keys], [k[1] for k in keys]],
+            )
+        }
+        for update in updates:
+            if update.job_id is None and update.parent_span_id:
+                owner = self._owners.get((update.trace_id, update.parent_span_id))
+                if owner is not None:
+                    update.job_id = owner[0]
+            key = (update.trace_id, update.span_id)
+            row = merge_step(rows.get(key) or new_step_row(*key), update)
+            rows[key] = row
+            if row["job_id"] is not None:
+                self._remember(update.trace_id, update.span_id, (row["job_id"], row["name"], update.span_id))
+            else:
+                self._mark_pending(update.trace_id)
+        self._upsert("steps", STEP_COLUMNS, STEP_SCHEMA, rows.values())
+        return {r["job_id"] for r in rows.values() if r["job_id"]}
+
+    def _fetch(self, table: str, where: str, params: list[Any]) -> list[dict[str, Any]]:
+        cur = self._con.execute(f"SELECT * FROM {table} WHERE {where}", params)  # noqa: S608
+        names = [d[0] for d in cur.description]
+        out = []
+        for values in cur.fetchall():
+            row = dict(zip(names, values, strict=True))
+            row["attributes"] = orjson.loads(row["attributes"]) if row["attributes"] else {}
+            out.append(row)
+        return out
+
+    def _upsert(
+        self, table: str, columns: tuple[str, ...], schema: pa.Schema, rows: Iterable[dict[str, Any]]
+    ) -> None:
+        prepared = []
+        for row in rows:
+            out = {c: row.get(c) for c in columns}
+            out["attributes"] = orjson.dumps(row["attributes"], default=str).decode()
+            prepared.append(out)
+        if not prepared:
+            return
+        arrow = pa.Table.from_pylist(prepared, schema=schema)
+        self._con.register("_upsert_rows", arrow)
+        self._con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM _upsert_rows")  # noqa: S608
+        self._con.unregister("_upsert_rows")
+
+    # --- logs ------------------------------------------------------------------------------
+
+    def link_logs(self, logs: pa.Table) -> tuple[pa.Table, int]:
+        """Assign log ids and link records that did not name their job; return (table, first id)."""
+        n = logs.num_rows
+        first = self._next_log_id
+        self._next_log_id += n
+        ids = pa.array(range(first, first + n), pa.int64())
+        job_col = logs.column("job_id")
+        unlinked = pc.and_(pc.is_null(job_col), pc.is_valid(logs.column("trace_id")))
+        if pc.any(unlinked).as_py():
+            idx = pc.indices_nonzero(unlinked).to_pylist()
+            job_ids = job_col.to_pylist()
+            step_names = logs.column("step").to_pylist()
+            step_spans = logs.column("step_span_id").to_pylist()
+            traces = logs.column("trace_id").to_pylist()
+            span_ids = logs.column("span_id").to_pylist()
+            for i in idx:
+                owner = self._owners.get((traces[i], span_ids[i])) if span_ids[i] else None
+                if owner is None:
+                    self._mark_pending(traces[i], first + i)
+                    continue
+                job_ids[i], step_names[i], step_spans[i] = owner
+            logs = _set_columns(
+                logs, job_id=job_ids, step=step_names, step_span_id=step_spans
+            )
+        return logs.append_column("id", ids), first
+
+    # --- late linking ----------------------------------------------------------------------
+
+    def resolve_pending(
+        self, spans: pa.Table | None, jobs: list[JobUpdate], steps: list[StepUpdate]
+    ) -> set[str]:
+        """Link what waited for spans that arrived in this transaction; return job ids changed."""
+        if not self._pending:
+            return set()
+        touched: set[str] = {u.trace_id for u in jobs if u.trace_id}
+        touched |= {u.trace_id for u in steps}
+        if spans is not None:
+            touched |= set(pc.unique(spans.column("trace_id")).to_pylist())
+        candidates = [t for t in touched if t in self._pending]
+        if not candidates:
+            return set()
+        min_log_id = min(self._pending[t] for t in candidates)
+        tree = _TraceTree(self._con, candidates, min_log_id)
+        changed = tree.link(self._con)
+        for trace_id in candidates:
+            if trace_id in tree.still_pending:
+                continue
+            self._pending.pop(trace_id, None)
+        for (trace_id, span_id), owner in tree.resolved.items():
+            self._remember(trace_id, span_id, owner)
+        return changed
+
+
+class _TraceTree:
+    """The span trees of a few traces, loaded to link what is still unlinked in them."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, traces: list[str], min_log_id: int) -> None:
+        q = "trace_id IN (SELECT unnest(?))"
+        self.parent: dict[tuple[str, str], str | None] = {}
+        for t, s, p in con.execute(
+            f"SELECT trace_id, span_id, parent_span_id FROM spans WHERE {q}", [traces]  # noqa: S608
+        ).fetchall():
+            self.parent[(t, s)] = p
+        self.job_at: dict[tuple[str, str], str] = {}
+        self.orphan_jobs: list[tuple[str, str, str]] = []  # id, trace, parent span
+        for jid, t, s, p, pj in con.execute(
+            f"SELECT id, trace_id, span_id, parent_span_id, parent_job_id FROM jobs WHERE {q}",  # noqa: S608
+            [traces],
+        ).fetchall():
+            if s:
+                self.job_at[(t, s)] = jid
+                self.parent.setdefault((t, s), p)
+            if pj is None and p:
+                self.orphan_jobs.append((jid, t, p))
+        self.step_at: dict[tuple[str, str], tuple[str | None, str]] = {}
+        self.orphan_steps: list[tuple[str, str, str | None]] = []
+        for t, s, p, jid, name in con.execute(
+            f"SELECT trace_id, span_id, parent_span_id, job_id, name FROM steps WHERE {q}",  # noqa: S608
+            [traces],
+        ).fetchall():
+            self.step_at[(t, s)] = (jid, name)
+            self.parent.setdefault((t, s), p)
+            if jid is None:
+                self.orphan_steps.append((t, s, p))
+        self.orphan_logs = con.execute(
+            f"SELECT DISTINCT trace_id, span_id FROM logs WHERE {q} "  # noqa: S608
+            "AND job_id IS NULL AND span_id IS NOT NULL AND id >= ?",
+            [traces, min_log_id],
+        ).fetchall()
+        self.resolved: dict[tuple[str, str], Owner] = {}
+        self.still_pending: set[str] = set()
+
+    def owner_of(self, trace_id: str, span_id: str | None) -> Owner | None:
+        """The job (and step) a span belongs to: its nearest job ancestor-or-self."""
+        step: tuple[str | None, str] | None = None
+        step_span: str | None = None
+        for _ in range(_MAX_DEPTH):
+            if span_id is None:
+                return None
+            key = (trace_id, span_id)
+            if key in self.job_at:
+                return (self.job_at[key], step[1] if step else None, step_span)
+            if step is None and key in self.step_at:
+                step, step_span = self.step_at[key], span_id
+                if step[0] is not None:
+                    return (step[0], step[1], step_span)
+            span_id = self.parent.get(key)
+        return None
+
+    def link(self, con: duckdb.DuckDBPyConnection) -> set[str]:
+        changed: set[str] = set()
+        for jid, t, p in self.orphan_jobs:
+            owner = self.owner_of(t, p)
+            if owner is None:
+                self.still_pending.add(t)
+                continue
+            con.execute("UPDATE jobs SET parent_job_id = ? WHERE id = ?", [owner[0], jid])
+            changed |= {jid, owner[0]}
+        step_links = []
+        for t, s, p in self.orphan_steps:
+            owner = self.owner_of(t, p)
+            if owner is None:
+                self.still_pending.add(t)
+                continue
+            step_links.append((t, s, owner[0]))
+            self.step_at[(t, s)] = (owner[0], self.step_at[(t, s)][1])
+            changed.add(owner[0])
+        for t, s, jid in step_links:
+            con.execute("UPDATE steps SET job_id = ? WHERE trace_id = ? AND span_id = ?", [jid, t, s])
+        log_links: dict[str, list[Any]] = {k: [] for k in ("t", "s", "j", "n", "ss")}
+        for t, s in self.orphan_logs:
+            owner = self.owner_of(t, s)
+            if owner is None:
+                self.still_pending.add(t)
+                continue
+            self.resolved[(t, s)] = owner
+            for k, v in zip(("t", "s", "j", "n", "ss"), (t, s, *owner), strict=True):
+                log_links[k].append(v)
+            changed.add(owner[0])
+        if log_links["t"]:
+            con.register("_log_links", pa.table(log_links))
+            con.execute(
+                """UPDATE logs SET job_id = l.j, step = l.n, step_span_id = l.ss
+                   FROM _log_links l
+                   WHERE logs.trace_id = l.t AND logs.span_id = l.s AND logs.job_id IS NULL"""
+            )
+            con.unregister("_log_links")
+        return changed
+
+
+def _set_columns(table: pa.Table, **columns: list[Any]) -> pa.Table:
+    for name, values in columns.items():
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, pa.array(values, table.schema.field(name).type))
+    return table
+

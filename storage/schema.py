@@ -1,0 +1,213 @@
+"""DuckDB schema of jobtrail, versioned and migrated on open.
+
+Raw tables (``spans``, ``logs``, ``metrics``) keep every record as received; derived tables
+(``jobs``, ``steps``) are kept current by the writer so the API never has to reassemble a
+job from raw spans. Timestamps are ``TIMESTAMP`` in UTC (microseconds); ids are lower-case
+hex strings so users can paste them into SQL. Attribute maps are ``JSON``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+SPANS_DDL = """
+CREATE TABLE spans (
+    trace_id        VARCHAR NOT NULL,
+    span_id         VARCHAR NOT NULL,
+    parent_span_id  VARCHAR,
+    name            VARCHAR,
+    kind            TINYINT,
+    start_time      TIMESTAMP,
+    end_time        TIMESTAMP,
+    duration_ms     DOUBLE,
+    status_code     TINYINT,
+    status_message  VARCHAR,
+    service         VARCHAR,
+    attributes      JSON,
+    events          JSON,
+    links           JSON,
+    resource        JSON,
+    scope_name      VARCHAR,
+    scope_version   VARCHAR,
+    received_at     TIMESTAMP
+)"""
+
+LOGS_DDL = """
+CREATE TABLE logs (
+    id                BIGINT NOT NULL,
+    time              TIMESTAMP,
+    observed_time     TIMESTAMP,
+    trace_id          VARCHAR,
+    span_id           VARCHAR,
+    severity_number   TINYINT,
+    severity_text     VARCHAR,
+    level             VARCHAR,
+    body              VARCHAR,
+    attributes        JSON,
+    event_name        VARCHAR,
+    job_id            VARCHAR,
+    step              VARCHAR,
+    step_span_id      VARCHAR,
+    category          VARCHAR,
+    iostream          VARCHAR,
+    exception_type    VARCHAR,
+    exception_message VARCHAR,
+    stack_trace       VARCHAR,
+    service           VARCHAR,
+    resource          JSON,
+    scope_name        VARCHAR,
+    received_at       TIMESTAMP
+)"""
+
+METRICS_DDL = """
+CREATE TABLE metrics (
+    time         TIMESTAMP,
+    start_time   TIMESTAMP,
+    name         VARCHAR,
+    description  VARCHAR,
+    unit         VARCHAR,
+    type         VARCHAR,
+    value        DOUBLE,
+    attributes   JSON,
+    data         JSON,
+    service      VARCHAR,
+    resource     JSON,
+    scope_name   VARCHAR,
+    received_at  TIMESTAMP
+)"""
+
+JOBS_DDL = """
+CREATE TABLE jobs (
+    id              VARCHAR PRIMARY KEY,
+    trace_id        VARCHAR,
+    span_id         VARCHAR,
+    parent_job_id   VARCHAR,
+    parent_span_id  VARCHAR,
+    type            VARCHAR,
+    name            VARCHAR,
+    operation       VARCHAR,
+    owner           VARCHAR,
+    service         VARCHAR,
+    status          VARCHAR NOT NULL,
+    progress        DOUBLE,
+    current_step    VARCHAR,
+    total_steps     INTEGER,
+    attempt         INTEGER,
+    started_at      TIMESTAMP,
+    ended_at        TIMESTAMP,
+    duration_ms     DOUBLE,
+    error           VARCHAR,
+    error_type      VARCHAR,
+    stack_trace     VARCHAR,
+    result          JSON,
+    cancel_reason   VARCHAR,
+    attributes      JSON,
+    last_seen       TIMESTAMP,
+    span_received   BOOLEAN NOT NULL DEFAULT false
+)"""
+
+STEPS_DDL = """
+CREATE TABLE steps (
+    trace_id        VARCHAR NOT NULL,
+    span_id         VARCHAR NOT NULL,
+    parent_span_id  VARCHAR,
+    job_id          VARCHAR,
+    seq             INTEGER,
+    name            VARCHAR,
+    status          VARCHAR NOT NULL,
+    started_at      TIMESTAMP,
+    ended_at        TIMESTAMP,
+    duration_ms     DOUBLE,
+    error           VARCHAR,
+    attributes      JSON,
+    span_received   BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (trace_id, span_id)
+)"""
+
+VIEWS_DDL = [
+    """CREATE OR REPLACE VIEW active_jobs AS
+       SELECT * FROM jobs WHERE status IN ('pending', 'running')""",
+    """CREATE OR REPLACE VIEW job_progress AS
+       SELECT j.id, j.type, j.name, j.status, j.progress, j.current_step, j.total_steps,
+              count(s.span_id) FILTER (WHERE s.status IN ('completed', 'skipped'))
+                  AS steps_done,
+              count(s.span_id) AS steps_seen, j.started_at, j.last_seen
+       FROM jobs j LEFT JOIN steps s ON s.job_id = j.id
+       GROUP BY ALL""",
+    """CREATE OR REPLACE VIEW error_rate_by_type AS
+       SELECT type,
+              count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) AS finished,
+              count(*) FILTER (WHERE status = 'failed') AS failed,
+              round(100.0 * count(*) FILTER (WHERE status = 'failed')
+                    / nullif(count(*) FILTER (WHERE status IN ('completed', 'failed')), 0), 2)
+                  AS error_rate_pct
+       FROM jobs GROUP BY type""",
+]
+
+
+def _v1(con: duckdb.DuckDBPyConnection) -> None:
+    for ddl in (SPANS_DDL, LOGS_DDL, METRICS_DDL, JOBS_DDL, STEPS_DDL):
+        con.execute(ddl)
+    for ddl in VIEWS_DDL:
+        con.execute(ddl)
+
+
+#: Ordered migrations; index + 1 is the schema version each one produces.
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: Tables users may query and that the API documents.
+TABLES = ("jobs", "steps", "logs", "spans", "metrics")
+VIEWS = ("active_jobs", "job_progress", "error_rate_by_type")
+
+
+class SchemaError(RuntimeError):
+    """The database file was written by a newer jobtrail or is not a jobtrail database."""
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Return the schema version stored in the database (0 for an empty database)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobtrail_schema'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        tables = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchone()
+        if tables and tables[0]:
+            raise SchemaError("database has tables but no jobtrail_schema: not a jobtrail database")
+        return 0
+    row = con.execute("SELECT max(version) FROM jobtrail_schema").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION`, one transaction per migration."""
+    version = current_version(con)
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"database schema version {version} is newer than this jobtrail ({SCHEMA_VERSION})"
+        )
+    if version == 0:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS jobtrail_schema "
+            "(version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            MIGRATIONS[number - 1](con)
+            con.execute(
+                "INSERT INTO jobtrail_schema VALUES (?, now()::TIMESTAMP)", [number]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        log.info("applied schema migration %d", number)
+    return SCHEMA_VERSION

@@ -1,0 +1,248 @@
+"""The single batched writer: the only code that writes to the database.
+
+Receivers hand decoded batches to :meth:`BatchWriter.write` and await it; the call returns
+only after the batch is committed, so an OTLP Export is acknowledged only for stored data.
+One thread owns the writing connection and commits queued batches in groups (group commit),
+which is what makes small Export requests cheap. The queue is bounded by records: when it is
+full, :class:`WriterOverloaded` tells the receiver to answer with a retryable code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from jobtrail.storage.database import Database
+from jobtrail.storage.linker import Linker
+from jobtrail.storage.model import Batch
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_MAX_GROUP_RECORDS = 50_000
+_DEFAULT_MAX_QUEUED_RECORDS = 500_000
+
+
+class WriterOverloaded(RuntimeError):
+    """The write queue is full; the caller should ask its client to retry later."""
+
+
+class WriterClosed(RuntimeError):
+    """The writer is shut down and accepts nothing more."""
+
+
+@dataclass(slots=True)
+class CommitInfo:
+    """What one group commit stored, for subscribers (live streams, metrics)."""
+
+    spans: int = 0
+    logs: int = 0
+    metrics: int = 0
+    job_ids: set[str] = field(default_factory=set)
+    first_log_id: int | None = None
+    last_log_id: int | None = None
+    commit_s: float = 0.0
+
+
+@dataclass(slots=True)
+class _Item:
+    batch: Batch
+    future: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+
+class BatchWriter:
+    """Owns the writing connection; commits queued batches in groups.
+
+    Args:
+        db: The database to write.
+        max_group_records: Records committed together at most (bigger groups amortise the
+            commit's fsync; smaller ones bound latency).
+        max_queued_records: Records accepted but not yet committed, at most.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_group_records: int = _DEFAULT_MAX_GROUP_RECORDS,
+        max_queued_records: int = _DEFAULT_MAX_QUEUED_RECORDS,
+    ) -> None:
+        if max_group_records <= 0 or max_queued_records <= 0:
+            raise ValueError("max_group_records and max_queued_records must be positive")
+        self._db = db
+        self._con = db.con.cursor()
+        self._max_group = max_group_records
+        self._max_queued = max_queued_records
+        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        self._queued_records = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._listeners: list[Callable[[CommitInfo], None]] = []
+        self._linker = Linker(self._con)
+        self.commits = 0
+        self.records_stored = 0
+
+    @property
+    def queued_records(self) -> int:
+        """Records accepted and not yet committed."""
+        return self._queued_records
+
+    def add_listener(self, listener: Callable[[CommitInfo], None]) -> None:
+        """Call ``listener(info)`` on the writer thread after every commit (keep it quick)."""
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="jobtrail-writer", daemon=True)
+            self._thread.start()
+
+    async def write(self, batch: Batch) -> None:
+        """Queue a batch and wait until it is committed.
+
+        Raises:
+            WriterOverloaded: The queue is full (nothing of the batch was accepted).
+            WriterClosed: The writer is shut down.
+        """
+        n = batch.record_count
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("writer is closed")
+            if self._queued_records and self._queued_records + n > self._max_queued:
+                raise WriterOverloaded(
+                    f"write queue full ({self._queued_records} records waiting)"
+                )
+            self._queued_records += n
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Item(batch, future, loop))
+        await asyncio.shield(future)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Stop accepting, commit everything queued, and stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(_STOP)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    # --- writer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._linker.load_pending()
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            assert isinstance(first, _Item)
+            group = [first]
+            records = first.batch.record_count
+            while records < self._max_group:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(nxt, _Item)
+                group.append(nxt)
+                records += nxt.batch.record_count
+            self._commit_group(group)
+
+    def _commit_group(self, group: list[_Item]) -> None:
+        try:
+            info = self._store([item.batch for item in group])
+        except Exception as exc:  # noqa: BLE001 - isolate the failing batch below
+            if len(group) == 1:
+                log.exception("batch could not be stored")
+                self._finish(group, exc)
+                return
+            for item in group:  # one bad batch must not fail the others
+                self._commit_group([item])
+            return
+        self._finish(group, None)
+        for listener in self._listeners:
+            try:
+                listener(info)
+            except Exception:  # noqa: BLE001 - a subscriber must not stop the writer
+                log.exception("commit listener failed")
+
+    def _finish(self, group: list[_Item], exc: BaseException | None) -> None:
+        with self._lock:
+            self._queued_records -= sum(item.batch.record_count for item in group)
+        for item in group:
+            item.loop.call_soon_threadsafe(_resolve, item.future, exc)
+
+    def _store(self, batches: list[Batch]) -> CommitInfo:
+        started = time.perf_counter()
+        con = self._con
+        info = CommitInfo()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            spans = _concat([b.spans for b in batches])
+            if spans is not None:
+                con.register("_batch_spans", spans)
+                con.execute("INSERT INTO spans BY NAME SELECT * FROM _batch_spans")
+                con.unregister("_batch_spans")
+                info.spans = spans.num_rows
+            jobs = [u for b in batches for u in b.jobs]
+            steps = [u for b in batches for u in b.steps]
+            info.job_ids = self._linker.apply(jobs, steps)
+            logs = _concat([b.logs for b in batches])
+            if logs is not None:
+                logs, first_id = self._linker.link_logs(logs)
+                con.register("_batch_logs", logs)
+                con.execute("INSERT INTO logs BY NAME SELECT * FROM _batch_logs")
+                con.unregister("_batch_logs")
+                info.logs = logs.num_rows
+                info.first_log_id, info.last_log_id = first_id, first_id + logs.num_rows - 1
+            metrics = _concat([b.metrics for b in batches])
+            if metrics is not None:
+                con.register("_batch_metrics", metrics)
+                con.execute("INSERT INTO metrics BY NAME SELECT * FROM _batch_metrics")
+                con.unregister("_batch_metrics")
+                info.metrics = metrics.num_rows
+            info.job_ids |= self._linker.resolve_pending(spans, jobs, steps)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            self._linker.rollback()
+            raise
+        self._linker.commit()
+        info.commit_s = time.perf_counter() - started
+        self.commits += 1
+        self.records_stored += info.spans + info.logs + info.metrics
+        return info
+
+
+def _concat(tables: list[pa.Table | None]) -> pa.Table | None:
+    present = [t for t in tables if t is not None and t.num_rows]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    return pa.concat_tables(present, promote_options="default")
+
+
+def _resolve(future: asyncio.Future[None], exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(None)
+    else:
+        future.set_exception(exc)
