@@ -1,0 +1,123 @@
+"""``jobtrail serve``: collector, writer and API in one process on one DuckDB file.
+
+Start order is database -> writer -> API -> receivers, and shutdown is the reverse, so that
+nothing is accepted that cannot be stored and everything accepted is committed before the
+file is closed. SIGTERM/SIGINT stop it gracefully; a second signal exits at once (DuckDB's
+write-ahead log keeps the file consistent either way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from jobtrail.collector import OtlpGrpcReceiver, ReceiverStats
+from jobtrail.config import ServerConfig
+from jobtrail.selfmetrics import metrics_handler
+from jobtrail.storage import Database
+from jobtrail.storage.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Endpoints:
+    """Where a running server listens (ports resolved when 0 was asked for)."""
+
+    grpc: str
+    api: str
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-ready form, written to ``--ready-file``."""
+        return {"grpc": self.grpc, "api": self.api}
+
+
+async def _start_api(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor for the bound port
+    bound = server.sockets[0].getsockname()[1] if server and server.sockets else port
+    return runner, int(bound)
+
+
+async def serve(
+    cfg: ServerConfig,
+    *,
+    ready_file: str | None = None,
+    demo: bool = False,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the server until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    from jobtrail.api import create_app
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            log.warning("second signal: exiting now")
+            os._exit(130)
+        log.info("stopping (send the signal again to exit at once)")
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, on_signal)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+    db = Database(cfg.db_path)
+    writer = BatchWriter(db)
+    writer.start()
+    stats = ReceiverStats()
+    app = create_app(db)
+    app.router.add_get("/metrics", metrics_handler(stats, writer, db))
+    runner, api_port = await _start_api(app, cfg.api_host, cfg.api_port)
+    receiver = OtlpGrpcReceiver(
+        writer,
+        host=cfg.grpc_host,
+        port=cfg.grpc_port,
+        max_recv_bytes=cfg.max_recv_bytes,
+        stats=stats,
+    )
+    demo_proc: subprocess.Popen[bytes] | None = None
+    try:
+        await receiver.start()
+        endpoints = Endpoints(
+            grpc=f"{cfg.grpc_host}:{receiver.port}", api=f"http://{cfg.api_host}:{api_port}"
+        )
+        print(
+            f"jobtrail: database {Path(cfg.db_path).resolve()}\n"
+            f"jobtrail: OTLP/gRPC on {endpoints.grpc}\n"
+            f"jobtrail: API and web page on {endpoints.api}",
+            flush=True,
+        )
+        if ready_file:
+            Path(ready_file).write_text(json.dumps(endpoints.as_dict()))
+        if demo:
+            demo_proc = subprocess.Popen(  # noqa: S603 - our own CLI
+                [sys.executable, "-m", "jobtrail", "demo", "--endpoint", endpoints.grpc]
+            )
+        await stop.wait()
+    finally:
+        if demo_proc is not None and demo_proc.poll() is None:
+            demo_proc.terminate()
+        await receiver.stop()
+        await runner.cleanup()
+        await asyncio.to_thread(writer.close)
+        db.close()
+        log.info("stopped")

@@ -1,0 +1,106 @@
+"""The OTLP/gRPC receiver on a real port: success, partial success, invalid payloads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as logs_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as metrics_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as trace_grpc
+from opentelemetry.proto.metrics.v1.metrics_pb2 import NumberDataPoint
+from otlp_build import log, logs_request, new_span_id, new_trace_id, span, traces_request
+
+from jobtrail.collector import OtlpGrpcReceiver
+from jobtrail.storage import Database
+from jobtrail.storage.writer import BatchWriter
+
+
+@dataclass
+class Server:
+    db: Database
+    channel: grpc.aio.Channel
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    db = Database(tmp_path / "db.duckdb")
+    writer = BatchWriter(db)
+    writer.start()
+    receiver = OtlpGrpcReceiver(writer, port=0)
+    await receiver.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{receiver.port}")
+    try:
+        yield Server(db, channel)
+    finally:
+        await channel.close()
+        await receiver.stop()
+        await asyncio.to_thread(writer.close)
+        db.close()
+
+
+def _count(db: Database, table: str) -> int:
+    row = db.cursor().execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_valid_spans_are_stored_before_the_answer(server: Server) -> None:
+    t = new_trace_id()
+    req = traces_request([span(t, new_span_id(), "job", {"job.type": "x"})])
+    resp = await trace_grpc.TraceServiceStub(server.channel).Export(req)
+    assert not resp.HasField("partial_success")
+    assert _count(server.db, "spans") == 1 and _count(server.db, "jobs") == 1
+
+
+async def test_invalid_spans_are_rejected_one_by_one(server: Server) -> None:
+    t = new_trace_id()
+    good = span(t, new_span_id(), "good", {})
+    short_id = span(t, b"\x01\x02", "short", {})
+    zero_trace = span(b"\x00" * 16, new_span_id(), "zero", {})
+    absurd_time = span(t, new_span_id(), "old", {}, start_ns=5)
+    req = traces_request([good, short_id, zero_trace, absurd_time])
+    resp = await trace_grpc.TraceServiceStub(server.channel).Export(req)
+    assert resp.partial_success.rejected_spans == 3
+    assert "span_id has 2 bytes" in resp.partial_success.error_message
+    names = [r[0] for r in server.db.cursor().execute("SELECT name FROM spans").fetchall()]
+    assert names == ["good"]
+
+
+async def test_undecodable_payload_is_invalid_argument_and_stores_nothing(server: Server) -> None:
+    await logs_grpc.LogsServiceStub(server.channel).Export(
+        logs_request([log(None, None, "before")])
+    )
+    export = server.channel.unary_unary(
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        request_serializer=lambda b: b,
+        response_deserializer=logs_pb.ExportLogsServiceResponse.FromString,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await export(b"\xff\xff\xff garbage")
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "undecodable logs request" in (info.value.details() or "")
+    assert [r[0] for r in server.db.cursor().execute("SELECT body FROM logs").fetchall()] == [
+        "before"
+    ]
+
+
+async def test_empty_request_succeeds(server: Server) -> None:
+    resp = await trace_grpc.TraceServiceStub(server.channel).Export(traces_request([]))
+    assert not resp.HasField("partial_success")
+
+
+async def test_metrics_are_accepted_and_stored(server: Server) -> None:
+    req = metrics_pb.ExportMetricsServiceRequest()
+    metric = req.resource_metrics.add().scope_metrics.add().metrics.add()
+    metric.name = "jobs.processed"
+    metric.sum.data_points.append(NumberDataPoint(as_int=7, time_unix_nano=1_700_000_000 * 10**9))
+    await metrics_grpc.MetricsServiceStub(server.channel).Export(req)
+    row = server.db.cursor().execute("SELECT name, type, value FROM metrics").fetchone()
+    assert row == ("jobs.processed", "sum", 7.0)

@@ -1,0 +1,100 @@
+"""Derived jobs/steps and log links are right whatever order records arrive in."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import pytest
+from otlp_build import log, logs_request, new_span_id, new_trace_id, span, traces_request
+
+from jobtrail.collector import decode_logs, decode_traces
+from jobtrail.storage import Database
+from jobtrail.storage.writer import BatchWriter
+
+
+def _requests() -> dict[str, object]:
+    """A plain-client job (no agent hints): job span, a step, an HTTP span, a child job, logs."""
+    t = new_trace_id()
+    job, step, http, child = (new_span_id() for _ in range(4))
+    return {
+        "job_span": traces_request(
+            [span(t, job, "nightly import", {"job.type": "import", "job.owner": "ann"}, duration_ms=50)]
+        ),
+        "step_span": traces_request(
+            [span(t, step, "download", {"job.step": "download", "job.step.seq": 1}, parent=job)]
+        ),
+        "child_spans": traces_request(
+            [
+                span(t, http, "GET /file", {"http.method": "GET"}, parent=step),
+                span(t, child, "sub", {"job.type": "sub"}, parent=http, error="boom"),
+            ]
+        ),
+        "logs": logs_request(
+            [
+                log(t, job, "starting", severity=9),
+                log(t, step, "downloading", severity=13),
+                log(t, child, "child failed", severity=17),
+            ]
+        ),
+        "lifecycle": logs_request(
+            [log(t, job, "job started", {"event.name": "job.started", "job.type": "import"})]
+        ),
+    }
+
+
+async def _ingest(db: Database, order: list[str], reqs: dict[str, object]) -> None:
+    writer = BatchWriter(db)
+    writer.start()
+    try:
+        for name in order:
+            req = reqs[name]
+            decoded = decode_logs(req) if name in ("logs", "lifecycle") else decode_traces(req)  # type: ignore[arg-type]
+            await writer.write(decoded.batch)
+    finally:
+        await asyncio.to_thread(writer.close)
+
+
+ORDERS = [list(p) for p in itertools.permutations(["job_span", "step_span", "child_spans", "logs", "lifecycle"])][::13]
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["-".join(o) for o in ORDERS])
+async def test_any_arrival_order_gives_the_same_job(tmp_path: Path, order: list[str]) -> None:
+    db = Database(tmp_path / "db.duckdb")
+    reqs = _requests()
+    await _ingest(db, order, reqs)
+    cur = db.cursor()
+    jobs = {r[1]: r for r in cur.execute(
+        "SELECT id, type, status, parent_job_id, owner, progress FROM jobs"
+    ).fetchall()}
+    assert set(jobs) == {"import", "sub"}
+    parent = jobs["import"]
+    assert parent[2] == "completed" and parent[4] == "ann" and parent[5] == 100.0
+    assert parent[3] is None
+    assert jobs["sub"][2] == "failed"
+    assert jobs["sub"][3] == parent[0], "child job linked through the step and a plain span"
+    steps = cur.execute("SELECT job_id, name, status FROM steps").fetchall()
+    assert steps == [(parent[0], "download", "completed")]
+    logs = dict(cur.execute("SELECT body, (job_id, step) FROM logs WHERE event_name IS NULL").fetchall())
+    assert logs["starting"] == (parent[0], None)
+    assert logs["downloading"] == (parent[0], "download")
+    assert logs["child failed"] == (jobs["sub"][0], None)
+    db.close()
+
+
+async def test_restart_keeps_ids_increasing_and_links_late_spans(tmp_path: Path) -> None:
+    reqs = _requests()
+    db = Database(tmp_path / "db.duckdb")
+    await _ingest(db, ["logs"], reqs)
+    db.close()
+    db = Database(tmp_path / "db.duckdb")
+    await _ingest(db, ["lifecycle", "step_span", "job_span"], reqs)
+    cur = db.cursor()
+    ids = [r[0] for r in cur.execute("SELECT id FROM logs ORDER BY id").fetchall()]
+    assert ids == list(range(1, len(ids) + 1))
+    linked = cur.execute(
+        "SELECT count(*) FROM logs WHERE body IN ('starting', 'downloading') AND job_id IS NOT NULL"
+    ).fetchone()
+    assert linked == (2,)
+    db.close()
