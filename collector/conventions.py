@@ -85,7 +85,9 @@ def _last_exception(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def is_job_span(attrs: dict[str, Any]) -> bool:
     """A job span carries ``job.type`` (or is a CI/CD pipeline run)."""
-    return sc.JOB_TYPE in attrs or (sc.CICD_PIPELINE_NAME in attrs and sc.CICD_TASK_NAME not in attrs)
+    return sc.JOB_TYPE in attrs or (
+        sc.CICD_PIPELINE_NAME in attrs and sc.CICD_TASK_NAME not in attrs
+    )
 
 
 def is_step_span(attrs: dict[str, Any]) -> bool:
@@ -121,7 +123,9 @@ def job_from_span(
         error = status_message or _str(exc.get(sc.EXCEPTION_MESSAGE)) or "failed"
     started, ended = ts(start_us), ts(end_us)
     return JobUpdate(
-        id=_str(attrs.get(sc.JOB_ID)) or (_str(attrs.get(sc.CICD_PIPELINE_RUN_ID)) if cicd else None) or span_id,
+        id=_str(attrs.get(sc.JOB_ID))
+        or (_str(attrs.get(sc.CICD_PIPELINE_RUN_ID)) if cicd else None)
+        or span_id,
         final=True,
         seen_at=seen_at,
         trace_id=trace_id,
@@ -129,7 +133,9 @@ def job_from_span(
         parent_span_id=parent_span_id,
         parent_job_id=_str(attrs.get(sc.JOB_PARENT_ID)),
         type="cicd.pipeline" if cicd else _str(attrs.get(sc.JOB_TYPE)),
-        name=_str(attrs.get(sc.JOB_NAME)) or (_str(attrs.get(sc.CICD_PIPELINE_NAME)) if cicd else None) or name,
+        name=_str(attrs.get(sc.JOB_NAME))
+        or (_str(attrs.get(sc.CICD_PIPELINE_NAME)) if cicd else None)
+        or name,
         operation=_str(attrs.get(sc.JOB_OPERATION)),
         owner=_str(attrs.get(sc.JOB_OWNER)),
         service=service,

@@ -44,11 +44,16 @@ def _response_for(kind: str, decoded: Decoded) -> Message:
     return resp
 
 
+_PKG = "opentelemetry.proto.collector"
 _SIGNALS: dict[str, tuple[str, type[Message], Callable[[Any], Decoded]]] = {
-    "traces": ("opentelemetry.proto.collector.trace.v1.TraceService", trace_pb.ExportTraceServiceRequest, decode_traces),
-    "logs": ("opentelemetry.proto.collector.logs.v1.LogsService", logs_pb.ExportLogsServiceRequest, decode_logs),
-    "metrics": ("opentelemetry.proto.collector.metrics.v1.MetricsService", metrics_pb.ExportMetricsServiceRequest, decode_metrics),
-}  # fmt: skip
+    "traces": (f"{_PKG}.trace.v1.TraceService", trace_pb.ExportTraceServiceRequest, decode_traces),
+    "logs": (f"{_PKG}.logs.v1.LogsService", logs_pb.ExportLogsServiceRequest, decode_logs),
+    "metrics": (
+        f"{_PKG}.metrics.v1.MetricsService",
+        metrics_pb.ExportMetricsServiceRequest,
+        decode_metrics,
+    ),
+}
 
 
 class OtlpGrpcReceiver:
@@ -88,7 +93,9 @@ class OtlpGrpcReceiver:
                 request.ParseFromString(raw)
             except DecodeError as exc:
                 self.stats.invalid[kind] += 1
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"undecodable {kind} request: {exc}")
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"undecodable {kind} request: {exc}"
+                )
             decoded = decode(request)
             self.stats.received[kind] += decoded.batch.record_count + decoded.rejected
             self.stats.rejected[kind] += decoded.rejected

@@ -25,7 +25,12 @@ _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 # The tree of known keys: a dict is a section, a type (or tuple of types) a leaf.
 _NUM = (int, float)
-_PROTOCOL = {"endpoint": str, "max_recv_msg_size_mib": _NUM, "tls": {"cert_file": str, "key_file": str}, "auth": {"authenticator": str}}  # noqa: E501
+_PROTOCOL = {
+    "endpoint": str,
+    "max_recv_msg_size_mib": _NUM,
+    "tls": {"cert_file": str, "key_file": str},
+    "auth": {"authenticator": str},
+}  # noqa: E501
 _SCHEMA: dict[str, Any] = {
     "receivers": {"otlp": {"protocols": {"grpc": _PROTOCOL, "http": _PROTOCOL}}},
     "processors": {
@@ -35,7 +40,12 @@ _SCHEMA: dict[str, Any] = {
     "exporters": {
         "duckdb": {
             "path": str,
-            "retention": {"max_age": str, "system_logs_max_age": str, "max_logs_per_job": int, "max_size_mib": _NUM},  # noqa: E501
+            "retention": {
+                "max_age": str,
+                "system_logs_max_age": str,
+                "max_logs_per_job": int,
+                "max_size_mib": _NUM,
+            },  # noqa: E501
         }
     },
     "extensions": {"bearertokenauth": {"token": str, "tokens": list}},
@@ -129,20 +139,28 @@ class ServerConfig:
         http = protocols.get("http") or {}
         changes: dict[str, Any] = {}
         if "endpoint" in grpc:
-            changes["grpc_host"], changes["grpc_port"] = _endpoint(grpc["endpoint"], "receivers.otlp.protocols.grpc.endpoint")  # noqa: E501
+            changes["grpc_host"], changes["grpc_port"] = _endpoint(
+                grpc["endpoint"], "receivers.otlp.protocols.grpc.endpoint"
+            )  # noqa: E501
         if "endpoint" in http:
-            changes["http_host"], changes["http_port"] = _endpoint(http["endpoint"], "receivers.otlp.protocols.http.endpoint")  # noqa: E501
+            changes["http_host"], changes["http_port"] = _endpoint(
+                http["endpoint"], "receivers.otlp.protocols.http.endpoint"
+            )  # noqa: E501
         if grpc.get("max_recv_msg_size_mib") is not None:
             size = grpc["max_recv_msg_size_mib"]
             if size <= 0:
-                raise ConfigError("receivers.otlp.protocols.grpc.max_recv_msg_size_mib: must be > 0")
+                raise ConfigError(
+                    "receivers.otlp.protocols.grpc.max_recv_msg_size_mib: must be > 0"
+                )
             changes["max_recv_bytes"] = int(size * 1024 * 1024)
         duck = (raw.get("exporters") or {}).get("duckdb") or {}
         if duck.get("path"):
             changes["db_path"] = duck["path"]
         api = (raw.get("jobtrail") or {}).get("api") or {}
         if "endpoint" in api:
-            changes["api_host"], changes["api_port"] = _endpoint(api["endpoint"], "jobtrail.api.endpoint")  # noqa: E501
+            changes["api_host"], changes["api_port"] = _endpoint(
+                api["endpoint"], "jobtrail.api.endpoint"
+            )  # noqa: E501
         return replace(cfg, **changes)
 
     @classmethod

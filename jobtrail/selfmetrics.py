@@ -32,7 +32,12 @@ def render(stats: ReceiverStats, writer: BatchWriter, db: Database) -> str:
         ("jobtrail_records_refused_total", stats.refused, "Records refused by backpressure."),
         ("jobtrail_requests_invalid_total", stats.invalid, "Undecodable requests."),
     ):
-        family(name, "counter", help_text, [(f'{{signal="{s}"}}', n) for s, n in sorted(counter.items())])
+        family(
+            name,
+            "counter",
+            help_text,
+            [(f'{{signal="{s}"}}', n) for s, n in sorted(counter.items())],
+        )
     family("jobtrail_queue_records", "gauge", "Records accepted, not yet committed.",
            [("", writer.queued_records)])  # fmt: skip
     family("jobtrail_commits_total", "counter", "Group commits.", [("", writer.commits)])

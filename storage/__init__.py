@@ -6,4 +6,12 @@ from jobtrail.storage.database import Database, DatabaseError
 from jobtrail.storage.model import Batch, JobUpdate, StepUpdate
 from jobtrail.storage.schema import SCHEMA_VERSION, SchemaError
 
-__all__ = ["SCHEMA_VERSION", "Batch", "Database", "DatabaseError", "JobUpdate", "SchemaError", "StepUpdate"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Batch",
+    "Database",
+    "DatabaseError",
+    "JobUpdate",
+    "SchemaError",
+    "StepUpdate",
+]

@@ -170,7 +170,9 @@ class Linker:
             row = merge_step(rows.get(key) or new_step_row(*key), update)
             rows[key] = row
             if row["job_id"] is not None:
-                self._remember(update.trace_id, update.span_id, (row["job_id"], row["name"], update.span_id))
+                self._remember(
+                    update.trace_id, update.span_id, (row["job_id"], row["name"], update.span_id)
+                )
             else:
                 self._mark_pending(update.trace_id)
         self._upsert("steps", STEP_COLUMNS, STEP_SCHEMA, rows.values())
@@ -187,7 +189,11 @@ class Linker:
         return out
 
     def _upsert(
-        self, table: str, columns: tuple[str, ...], schema: pa.Schema, rows: Iterable[dict[str, Any]]
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        schema: pa.Schema,
+        rows: Iterable[dict[str, Any]],
     ) -> None:
         prepared = []
         for row in rows:
@@ -224,9 +230,7 @@ class Linker:
                     self._mark_pending(traces[i], first + i)
                     continue
                 job_ids[i], step_names[i], step_spans[i] = owner
-            logs = _set_columns(
-                logs, job_id=job_ids, step=step_names, step_span_id=step_spans
-            )
+            logs = _set_columns(logs, job_id=job_ids, step=step_names, step_span_id=step_spans)
         return logs.append_column("id", ids), first
 
     # --- late linking ----------------------------------------------------------------------
@@ -263,7 +267,8 @@ class _TraceTree:
         q = "trace_id IN (SELECT unnest(?))"
         self.parent: dict[tuple[str, str], str | None] = {}
         for t, s, p in con.execute(
-            f"SELECT trace_id, span_id, parent_span_id FROM spans WHERE {q}", [traces]  # noqa: S608
+            f"SELECT trace_id, span_id, parent_span_id FROM spans WHERE {q}",
+            [traces],  # noqa: S608
         ).fetchall():
             self.parent[(t, s)] = p
         self.job_at: dict[tuple[str, str], str] = {}
@@ -331,7 +336,9 @@ class _TraceTree:
             self.step_at[(t, s)] = (owner[0], self.step_at[(t, s)][1])
             changed.add(owner[0])
         for t, s, jid in step_links:
-            con.execute("UPDATE steps SET job_id = ? WHERE trace_id = ? AND span_id = ?", [jid, t, s])
+            con.execute(
+                "UPDATE steps SET job_id = ? WHERE trace_id = ? AND span_id = ?", [jid, t, s]
+            )
         log_links: dict[str, list[Any]] = {k: [] for k in ("t", "s", "j", "n", "ss")}
         for t, s in self.orphan_logs:
             owner = self.owner_of(t, s)
@@ -358,4 +365,3 @@ def _set_columns(table: pa.Table, **columns: list[Any]) -> pa.Table:
         i = table.schema.get_field_index(name)
         table = table.set_column(i, name, pa.array(values, table.schema.field(name).type))
     return table
-

@@ -202,9 +202,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         con.execute("BEGIN TRANSACTION")
         try:
             MIGRATIONS[number - 1](con)
-            con.execute(
-                "INSERT INTO jobtrail_schema VALUES (?, now()::TIMESTAMP)", [number]
-            )
+            con.execute("INSERT INTO jobtrail_schema VALUES (?, now()::TIMESTAMP)", [number])
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

@@ -120,9 +120,7 @@ class BatchWriter:
             if self._closed:
                 raise WriterClosed("writer is closed")
             if self._queued_records and self._queued_records + n > self._max_queued:
-                raise WriterOverloaded(
-                    f"write queue full ({self._queued_records} records waiting)"
-                )
+                raise WriterOverloaded(f"write queue full ({self._queued_records} records waiting)")
             self._queued_records += n
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
