@@ -9,51 +9,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError, Message
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
 
-from jobtrail.collector.decode import Decoded, decode_logs, decode_metrics, decode_traces
+from jobtrail.collector.ingest import SIGNALS, Ingestor
+from jobtrail.collector.outcomes import ExportError, outcome_of
 from jobtrail.collector.stats import ReceiverStats
-from jobtrail.storage.writer import BatchWriter, WriterClosed, WriterOverloaded
+from jobtrail.storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024
-
-
-def _response_for(kind: str, decoded: Decoded) -> Message:
-    if kind == "traces":
-        resp: Message = trace_pb.ExportTraceServiceResponse()
-        if decoded.rejected:
-            resp.partial_success.rejected_spans = decoded.rejected  # type: ignore[attr-defined]
-    elif kind == "logs":
-        resp = logs_pb.ExportLogsServiceResponse()
-        if decoded.rejected:
-            resp.partial_success.rejected_log_records = decoded.rejected  # type: ignore[attr-defined]
-    else:
-        resp = metrics_pb.ExportMetricsServiceResponse()
-        if decoded.rejected:
-            resp.partial_success.rejected_data_points = decoded.rejected  # type: ignore[attr-defined]
-    if decoded.rejected:
-        resp.partial_success.error_message = decoded.message  # type: ignore[attr-defined]
-    return resp
-
-
-_PKG = "opentelemetry.proto.collector"
-_SIGNALS: dict[str, tuple[str, type[Message], Callable[[Any], Decoded]]] = {
-    "traces": (f"{_PKG}.trace.v1.TraceService", trace_pb.ExportTraceServiceRequest, decode_traces),
-    "logs": (f"{_PKG}.logs.v1.LogsService", logs_pb.ExportLogsServiceRequest, decode_logs),
-    "metrics": (
-        f"{_PKG}.metrics.v1.MetricsService",
-        metrics_pb.ExportMetricsServiceRequest,
-        decode_metrics,
-    ),
+_SERVICES = {
+    "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
+    "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
+    "metrics": "opentelemetry.proto.collector.metrics.v1.MetricsService",
 }
+
+
+def _status_details(code: grpc.StatusCode, message: str, retry_after_s: int | None) -> bytes:
+    """A ``google.rpc.Status`` with ``RetryInfo``, as the OTLP spec asks for throttling."""
+    status = status_pb2.Status(code=code.value[0], message=message)
+    if retry_after_s is not None:
+        info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=retry_after_s))
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        status.details.append(detail)
+    return status.SerializeToString()
 
 
 class OtlpGrpcReceiver:
@@ -75,42 +59,24 @@ class OtlpGrpcReceiver:
         max_recv_bytes: int = _DEFAULT_MAX_RECV_BYTES,
         stats: ReceiverStats | None = None,
     ) -> None:
-        self._writer = writer
+        self._ingestor = Ingestor(writer, stats or ReceiverStats())
         self._host = host
         self._requested_port = port
         self._max_recv_bytes = max_recv_bytes
-        self.stats = stats or ReceiverStats()
+        self.stats = self._ingestor.stats
         self.port = port
         self._server: grpc.aio.Server | None = None
 
     def _handler(self, kind: str) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
-        _, request_type, decode = _SIGNALS[kind]
-
         async def export(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-            self.stats.requests[("grpc", kind)] += 1
-            request = request_type()
             try:
-                request.ParseFromString(raw)
-            except DecodeError as exc:
-                self.stats.invalid[kind] += 1
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"undecodable {kind} request: {exc}"
-                )
-            decoded = decode(request)
-            self.stats.received[kind] += decoded.batch.record_count + decoded.rejected
-            self.stats.rejected[kind] += decoded.rejected
-            try:
-                await self._writer.write(decoded.batch)
-            except WriterOverloaded as exc:
-                self.stats.refused[kind] += decoded.batch.record_count
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"server busy, retry later: {exc}")
-            except WriterClosed:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
-            except Exception:
-                log.exception("storing a %s request failed", kind)
-                await context.abort(grpc.StatusCode.INTERNAL, "storing the request failed")
-            self.stats.stored[kind] += decoded.batch.record_count
-            return _response_for(kind, decoded).SerializeToString()
+                response = await self._ingestor.export(kind, "grpc", raw)
+            except ExportError as exc:
+                outcome = outcome_of(exc)
+                details = _status_details(outcome.grpc_code, str(exc), outcome.retry_after_s)
+                context.set_trailing_metadata((("grpc-status-details-bin", details),))
+                await context.abort(outcome.grpc_code, str(exc))
+            return response.SerializeToString()
 
         return export
 
@@ -122,7 +88,8 @@ class OtlpGrpcReceiver:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        for kind, (service, _, _) in _SIGNALS.items():
+        for kind in SIGNALS:
+            service = _SERVICES[kind]
             handler = grpc.unary_unary_rpc_method_handler(
                 self._handler(kind), request_deserializer=None, response_serializer=None
             )

@@ -30,8 +30,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         cfg = ServerConfig.load(config_path).with_overrides(
             db_path=args.db,
             grpc_port=args.grpc_port,
+            http_port=args.http_port,
             api_port=args.api_port,
             grpc_host=args.host,
+            http_host=args.host,
             api_host=args.host,
         )
     except ConfigError as exc:
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="DuckDB file (default: ./jobtrail.duckdb)")
     p.add_argument("--host", help="interface for all listeners (default 127.0.0.1)")
     p.add_argument("--grpc-port", type=int, help="OTLP/gRPC port (default 4317; 0 = any)")
+    p.add_argument("--http-port", type=int, help="OTLP/HTTP port (default 4318; 0 = any)")
     p.add_argument("--api-port", type=int, help="API and web page port (default 8080; 0 = any)")
     p.add_argument("--ready-file", help="write the bound endpoints as JSON here once listening")
     p.add_argument("--demo", action="store_true", help="also run the demo jobs once started")

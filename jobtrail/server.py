@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from jobtrail.collector import OtlpGrpcReceiver, ReceiverStats
+from jobtrail.collector.http_receiver import create_receiver_app
 from jobtrail.config import ServerConfig
 from jobtrail.selfmetrics import metrics_handler
 from jobtrail.storage import Database
@@ -34,14 +35,15 @@ class Endpoints:
     """Where a running server listens (ports resolved when 0 was asked for)."""
 
     grpc: str
+    http: str
     api: str
 
     def as_dict(self) -> dict[str, str]:
         """JSON-ready form, written to ``--ready-file``."""
-        return {"grpc": self.grpc, "api": self.api}
+        return {"grpc": self.grpc, "http": self.http, "api": self.api}
 
 
-async def _start_api(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def _start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -86,7 +88,12 @@ async def serve(
     stats = ReceiverStats()
     app = create_app(db)
     app.router.add_get("/metrics", metrics_handler(stats, writer, db))
-    runner, api_port = await _start_api(app, cfg.api_host, cfg.api_port)
+    runner, api_port = await _start_site(app, cfg.api_host, cfg.api_port)
+    otlp_http, http_port = await _start_site(
+        create_receiver_app(writer, stats=stats, max_bytes=cfg.max_recv_bytes),
+        cfg.http_host,
+        cfg.http_port,
+    )
     receiver = OtlpGrpcReceiver(
         writer,
         host=cfg.grpc_host,
@@ -98,11 +105,14 @@ async def serve(
     try:
         await receiver.start()
         endpoints = Endpoints(
-            grpc=f"{cfg.grpc_host}:{receiver.port}", api=f"http://{cfg.api_host}:{api_port}"
+            grpc=f"{cfg.grpc_host}:{receiver.port}",
+            http=f"http://{cfg.http_host}:{http_port}",
+            api=f"http://{cfg.api_host}:{api_port}",
         )
         print(
             f"jobtrail: database {Path(cfg.db_path).resolve()}\n"
             f"jobtrail: OTLP/gRPC on {endpoints.grpc}\n"
+            f"jobtrail: OTLP/HTTP on {endpoints.http}\n"
             f"jobtrail: API and web page on {endpoints.api}",
             flush=True,
         )
@@ -117,6 +127,7 @@ async def serve(
         if demo_proc is not None and demo_proc.poll() is None:
             demo_proc.terminate()
         await receiver.stop()
+        await otlp_http.cleanup()
         await runner.cleanup()
         await asyncio.to_thread(writer.close)
         db.close()

@@ -27,6 +27,7 @@ class ServerProcess:
         self.config.write_text("{}\n")
         self.proc: subprocess.Popen[str] | None = None
         self.grpc = ""
+        self.http = ""
         self.api = ""
 
     def start(self) -> None:
@@ -36,7 +37,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "jobtrail", "serve", "--config", str(self.config),
-                "--db", str(self.db), "--grpc-port", "0", "--api-port", "0",
+                "--db", str(self.db), "--grpc-port", "0", "--http-port", "0", "--api-port", "0",
                 "--ready-file", str(ready),
             ],
             stdout=self.log,
@@ -51,7 +52,7 @@ class ServerProcess:
                 raise TimeoutError("server did not become ready in 30 s")
             time.sleep(0.05)
         endpoints = json.loads(ready.read_text())
-        self.grpc, self.api = endpoints["grpc"], endpoints["api"]
+        self.grpc, self.http, self.api = endpoints["grpc"], endpoints["http"], endpoints["api"]
 
     def stop(self) -> int:
         assert self.proc is not None
