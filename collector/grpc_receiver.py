@@ -16,8 +16,6 @@ from google.rpc import error_details_pb2, status_pb2
 
 from jobtrail.collector.ingest import SIGNALS, Ingestor
 from jobtrail.collector.outcomes import ExportError, outcome_of
-from jobtrail.collector.stats import ReceiverStats
-from jobtrail.storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ class OtlpGrpcReceiver:
     """The OTLP gRPC server.
 
     Args:
-        writer: Where decoded batches go.
+        ingestor: Stores what the Export calls carry.
         host: Interface to bind (``127.0.0.1`` by default: nothing is exposed unasked).
         port: Port to bind; 0 picks a free one (see :attr:`port` after :meth:`start`).
         max_recv_bytes: Largest request accepted (RESOURCE_EXHAUSTED above it).
@@ -52,14 +50,13 @@ class OtlpGrpcReceiver:
 
     def __init__(
         self,
-        writer: BatchWriter,
+        ingestor: Ingestor,
         *,
         host: str = "127.0.0.1",
         port: int = 4317,
         max_recv_bytes: int = _DEFAULT_MAX_RECV_BYTES,
-        stats: ReceiverStats | None = None,
     ) -> None:
-        self._ingestor = Ingestor(writer, stats or ReceiverStats())
+        self._ingestor = ingestor
         self._host = host
         self._requested_port = port
         self._max_recv_bytes = max_recv_bytes

@@ -18,8 +18,6 @@ from google.rpc import status_pb2
 from jobtrail.collector import otlp_json
 from jobtrail.collector.ingest import SIGNALS, Ingestor
 from jobtrail.collector.outcomes import ExportError, InvalidPayload, TooLarge, outcome_of
-from jobtrail.collector.stats import ReceiverStats
-from jobtrail.storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +75,9 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
 
 
 def create_receiver_app(
-    writer: BatchWriter, *, stats: ReceiverStats | None = None, max_bytes: int = _DEFAULT_MAX_BYTES
+    ingestor: Ingestor, *, max_bytes: int = _DEFAULT_MAX_BYTES
 ) -> web.Application:
     """The OTLP/HTTP aiohttp application."""
-    ingestor = Ingestor(writer, stats or ReceiverStats())
 
     def handler(kind: str) -> web.Handler:
         async def export(request: web.Request) -> web.StreamResponse:

@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 
 from jobtrail.collector import otlp_json
 from jobtrail.collector.decode import Decoded, decode_logs, decode_metrics, decode_traces
+from jobtrail.collector.memory import MemoryLimiter
 from jobtrail.collector.outcomes import InvalidPayload, Overloaded, ShuttingDown, StoreFailed
 from jobtrail.collector.stats import ReceiverStats
 from jobtrail.storage.writer import BatchWriter, WriterClosed, WriterOverloaded
@@ -60,9 +61,15 @@ def response_for(kind: str, decoded: Decoded) -> Message:
 class Ingestor:
     """Turns Export request bodies into committed rows and the protocol's response."""
 
-    def __init__(self, writer: BatchWriter, stats: ReceiverStats) -> None:
+    def __init__(
+        self,
+        writer: BatchWriter,
+        stats: ReceiverStats | None = None,
+        memory: MemoryLimiter | None = None,
+    ) -> None:
         self._writer = writer
-        self.stats = stats
+        self.stats = stats or ReceiverStats()
+        self._memory = memory
 
     def parse(self, kind: str, body: bytes, *, json: bool) -> Message:
         """Parse a request body; raise :class:`InvalidPayload` if it is not one."""
@@ -82,6 +89,9 @@ class Ingestor:
     ) -> Message:
         """Store one Export request and return its response message."""
         self.stats.requests[(transport, kind)] += 1
+        if self._memory is not None and self._memory.over_limit:
+            self.stats.refused_requests[kind] += 1
+            raise Overloaded("server is above its memory limit, retry later")
         request = self.parse(kind, body, json=json)
         decoded = _DECODE[kind](request)
         n = decoded.batch.record_count
@@ -92,6 +102,7 @@ class Ingestor:
                 await self._writer.write(decoded.batch)
             except WriterOverloaded as exc:
                 self.stats.refused[kind] += n
+                self.stats.refused_requests[kind] += 1
                 raise Overloaded(f"server busy, retry later: {exc}") from exc
             except WriterClosed as exc:
                 raise ShuttingDown("server is shutting down, retry later") from exc

@@ -15,4 +15,5 @@ class ReceiverStats:
     stored: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
+    refused_requests: Counter[str] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)

@@ -106,6 +106,20 @@ def _type_names(types: tuple[type, ...]) -> str:
     return " or ".join(sorted({names.get(t, t.__name__) for t in types}))
 
 
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+
+
+def parse_duration_s(value: str, path: str) -> float:
+    """Parse ``500ms``, ``2s``, ``5m``, ``1h``, ``30d`` into seconds."""
+    m = _DURATION.match(value)
+    if not m:
+        raise ConfigError(
+            f"{path}: expected a duration like 500ms, 5s, 10m, 1h or 30d, got {value!r}"
+        )
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
 def _endpoint(value: str, path: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not host:
@@ -125,6 +139,13 @@ class ServerConfig:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     max_recv_bytes: int = 4 * 1024 * 1024
+    http_max_recv_bytes: int = 4 * 1024 * 1024
+    memory_limit_mib: float = 2048
+    memory_spike_limit_mib: float | None = None
+    memory_check_interval_s: float = 0.5
+    batch_max_records: int = 50_000
+    queue_max_records: int = 500_000
+    queue_max_mib: float = 256
 
     @classmethod
     def from_mapping(cls, raw: Any) -> ServerConfig:
@@ -153,6 +174,26 @@ class ServerConfig:
                     "receivers.otlp.protocols.grpc.max_recv_msg_size_mib: must be > 0"
                 )
             changes["max_recv_bytes"] = int(size * 1024 * 1024)
+        if http.get("max_recv_msg_size_mib") is not None:
+            size = http["max_recv_msg_size_mib"]
+            if size <= 0:
+                raise ConfigError(
+                    "receivers.otlp.protocols.http.max_recv_msg_size_mib: must be > 0"
+                )
+            changes["http_max_recv_bytes"] = int(size * 1024 * 1024)
+        processors = raw.get("processors") or {}
+        limiter = processors.get("memory_limiter") or {}
+        if limiter.get("limit_mib") is not None:
+            changes["memory_limit_mib"] = limiter["limit_mib"]
+        if limiter.get("spike_limit_mib") is not None:
+            changes["memory_spike_limit_mib"] = limiter["spike_limit_mib"]
+        if limiter.get("check_interval") is not None:
+            changes["memory_check_interval_s"] = parse_duration_s(
+                limiter["check_interval"], "processors.memory_limiter.check_interval"
+            )
+        batch = processors.get("batch") or {}
+        if batch.get("send_batch_max_size") is not None:
+            changes["batch_max_records"] = batch["send_batch_max_size"]
         duck = (raw.get("exporters") or {}).get("duckdb") or {}
         if duck.get("path"):
             changes["db_path"] = duck["path"]

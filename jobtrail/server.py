@@ -20,8 +20,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from jobtrail.collector import OtlpGrpcReceiver, ReceiverStats
-from jobtrail.collector.http_receiver import create_receiver_app
+from jobtrail.collector import (
+    Ingestor,
+    MemoryLimiter,
+    OtlpGrpcReceiver,
+    ReceiverStats,
+    create_receiver_app,
+)
 from jobtrail.config import ServerConfig
 from jobtrail.selfmetrics import metrics_handler
 from jobtrail.storage import Database
@@ -83,23 +88,28 @@ async def serve(
             pass
 
     db = Database(cfg.db_path)
-    writer = BatchWriter(db)
+    writer = BatchWriter(
+        db,
+        max_group_records=cfg.batch_max_records,
+        max_queued_records=cfg.queue_max_records,
+        max_queued_bytes=int(cfg.queue_max_mib * 1024 * 1024),
+    )
     writer.start()
     stats = ReceiverStats()
+    memory = MemoryLimiter(
+        cfg.memory_limit_mib, cfg.memory_spike_limit_mib, cfg.memory_check_interval_s
+    )
+    ingestor = Ingestor(writer, stats, memory)
     app = create_app(db)
     app.router.add_get("/metrics", metrics_handler(stats, writer, db))
     runner, api_port = await _start_site(app, cfg.api_host, cfg.api_port)
     otlp_http, http_port = await _start_site(
-        create_receiver_app(writer, stats=stats, max_bytes=cfg.max_recv_bytes),
+        create_receiver_app(ingestor, max_bytes=cfg.http_max_recv_bytes),
         cfg.http_host,
         cfg.http_port,
     )
     receiver = OtlpGrpcReceiver(
-        writer,
-        host=cfg.grpc_host,
-        port=cfg.grpc_port,
-        max_recv_bytes=cfg.max_recv_bytes,
-        stats=stats,
+        ingestor, host=cfg.grpc_host, port=cfg.grpc_port, max_recv_bytes=cfg.max_recv_bytes
     )
     demo_proc: subprocess.Popen[bytes] | None = None
     try:
@@ -122,7 +132,8 @@ async def serve(
             demo_proc = subprocess.Popen(  # noqa: S603 - our own CLI
                 [sys.executable, "-m", "jobtrail", "demo", "--endpoint", endpoints.grpc]
             )
-        await stop.wait()
+        async with memory.running():
+            await stop.wait()
     finally:
         if demo_proc is not None and demo_proc.poll() is None:
             demo_proc.terminate()

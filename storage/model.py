@@ -89,6 +89,11 @@ class Batch:
         """Spans + log records + data points in this batch (for queue bounds and metrics)."""
         return sum(t.num_rows for t in (self.spans, self.logs, self.metrics) if t is not None)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the batch's columns (for the queue's byte bound)."""
+        return sum(t.nbytes for t in (self.spans, self.logs, self.metrics) if t is not None)
+
 
 _TS = pa.timestamp("us")
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _DEFAULT_MAX_GROUP_RECORDS = 50_000
 _DEFAULT_MAX_QUEUED_RECORDS = 500_000
+_DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024
 
 
 class WriterOverloaded(RuntimeError):
@@ -68,6 +69,7 @@ class BatchWriter:
         max_group_records: Records committed together at most (bigger groups amortise the
             commit's fsync; smaller ones bound latency).
         max_queued_records: Records accepted but not yet committed, at most.
+        max_queued_bytes: Bytes of decoded batches accepted but not yet committed, at most.
     """
 
     def __init__(
@@ -76,13 +78,16 @@ class BatchWriter:
         *,
         max_group_records: int = _DEFAULT_MAX_GROUP_RECORDS,
         max_queued_records: int = _DEFAULT_MAX_QUEUED_RECORDS,
+        max_queued_bytes: int = _DEFAULT_MAX_QUEUED_BYTES,
     ) -> None:
-        if max_group_records <= 0 or max_queued_records <= 0:
-            raise ValueError("max_group_records and max_queued_records must be positive")
+        if min(max_group_records, max_queued_records, max_queued_bytes) <= 0:
+            raise ValueError("writer queue limits must be positive")
         self._db = db
         self._con = db.con.cursor()
         self._max_group = max_group_records
         self._max_queued = max_queued_records
+        self._max_queued_bytes = max_queued_bytes
+        self._queued_bytes = 0
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._queued_records = 0
         self._lock = threading.Lock()
@@ -97,6 +102,11 @@ class BatchWriter:
     def queued_records(self) -> int:
         """Records accepted and not yet committed."""
         return self._queued_records
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of batches accepted and not yet committed."""
+        return self._queued_bytes
 
     def add_listener(self, listener: Callable[[CommitInfo], None]) -> None:
         """Call ``listener(info)`` on the writer thread after every commit (keep it quick)."""
@@ -115,13 +125,20 @@ class BatchWriter:
             WriterOverloaded: The queue is full (nothing of the batch was accepted).
             WriterClosed: The writer is shut down.
         """
-        n = batch.record_count
+        n, size = batch.record_count, batch.nbytes
         with self._lock:
             if self._closed:
                 raise WriterClosed("writer is closed")
-            if self._queued_records and self._queued_records + n > self._max_queued:
-                raise WriterOverloaded(f"write queue full ({self._queued_records} records waiting)")
+            if self._queued_records and (
+                self._queued_records + n > self._max_queued
+                or self._queued_bytes + size > self._max_queued_bytes
+            ):
+                raise WriterOverloaded(
+                    f"write queue full ({self._queued_records} records, "
+                    f"{self._queued_bytes} bytes waiting)"
+                )
             self._queued_records += n
+            self._queued_bytes += size
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._queue.put(_Item(batch, future, loop))
@@ -183,6 +200,7 @@ class BatchWriter:
     def _finish(self, group: list[_Item], exc: BaseException | None) -> None:
         with self._lock:
             self._queued_records -= sum(item.batch.record_count for item in group)
+            self._queued_bytes -= sum(item.batch.nbytes for item in group)
         for item in group:
             item.loop.call_soon_threadsafe(_resolve, item.future, exc)
 

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as tra
 from opentelemetry.proto.metrics.v1.metrics_pb2 import NumberDataPoint
 from otlp_build import log, logs_request, new_span_id, new_trace_id, span, traces_request
 
-from jobtrail.collector import OtlpGrpcReceiver
+from jobtrail.collector import Ingestor, OtlpGrpcReceiver
 from jobtrail.storage import Database
 from jobtrail.storage.writer import BatchWriter
 
@@ -33,7 +33,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     db = Database(tmp_path / "db.duckdb")
     writer = BatchWriter(db)
     writer.start()
-    receiver = OtlpGrpcReceiver(writer, port=0)
+    receiver = OtlpGrpcReceiver(Ingestor(writer), port=0)
     await receiver.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{receiver.port}")
     try:

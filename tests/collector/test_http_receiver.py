@@ -14,7 +14,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from otlp_build import new_span_id, new_trace_id, span, traces_request
 
-from jobtrail.collector.http_receiver import create_receiver_app
+from jobtrail.collector import Ingestor, create_receiver_app
 from jobtrail.storage import Database
 from jobtrail.storage.writer import BatchWriter
 
@@ -26,7 +26,7 @@ async def otlp(tmp_path: Path) -> AsyncIterator[tuple[TestClient, Database]]:
     db = Database(tmp_path / "db.duckdb")
     writer = BatchWriter(db)
     writer.start()
-    client = TestClient(TestServer(create_receiver_app(writer, max_bytes=64 * 1024)))
+    client = TestClient(TestServer(create_receiver_app(Ingestor(writer), max_bytes=64 * 1024)))
     await client.start_server()
     try:
         yield client, db

@@ -1,0 +1,92 @@
+"""The memory limiter: refuse new data while the process is above its memory limit.
+
+Like the OpenTelemetry Collector's ``memory_limiter`` processor: a soft limit of
+``limit_mib - spike_limit_mib`` is checked every ``check_interval``; above it, receivers
+answer with retryable refusals until memory falls again. Reading RSS is one small file read
+on Linux, cheap enough to do on a timer rather than per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+log = logging.getLogger(__name__)
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (0 where it cannot be read)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class MemoryLimiter:
+    """Tracks whether the process is over its soft memory limit.
+
+    Args:
+        limit_mib: Hard limit; 0 disables the limiter.
+        spike_limit_mib: Headroom kept for spikes; the soft limit is ``limit - spike``.
+        check_interval_s: How often RSS is read.
+    """
+
+    def __init__(
+        self,
+        limit_mib: float = 0,
+        spike_limit_mib: float | None = None,
+        check_interval_s: float = 0.5,
+    ) -> None:
+        if limit_mib < 0 or check_interval_s <= 0:
+            raise ValueError("limit_mib must be >= 0 and check_interval_s > 0")
+        spike = limit_mib * 0.2 if spike_limit_mib is None else spike_limit_mib
+        if limit_mib and not 0 <= spike < limit_mib:
+            raise ValueError("spike_limit_mib must be below limit_mib")
+        self.soft_limit_bytes = int((limit_mib - spike) * 1024 * 1024)
+        self.enabled = limit_mib > 0
+        self.check_interval_s = check_interval_s
+        self.over_limit = False
+        self.last_rss = 0
+
+    def check(self) -> bool:
+        """Read RSS now and update :attr:`over_limit`."""
+        if not self.enabled:
+            return False
+        self.last_rss = rss_bytes()
+        over = self.last_rss > self.soft_limit_bytes
+        if over != self.over_limit:
+            log.warning(
+                "memory %s soft limit (%d MiB of %d MiB): %s new data",
+                "above" if over else "back below",
+                self.last_rss >> 20,
+                self.soft_limit_bytes >> 20,
+                "refusing" if over else "accepting",
+            )
+        self.over_limit = over
+        return over
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[MemoryLimiter]:
+        """Check periodically for as long as the context is open."""
+        if not self.enabled:
+            yield self
+            return
+
+        async def loop() -> None:
+            while True:
+                self.check()
+                await asyncio.sleep(self.check_interval_s)
+
+        task = asyncio.create_task(loop(), name="jobtrail-memory-limiter")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
