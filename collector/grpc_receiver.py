@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from jobtrail.auth import TokenAuth
 from jobtrail.collector.ingest import SIGNALS, Ingestor
-from jobtrail.collector.outcomes import ExportError, outcome_of
+from jobtrail.collector.outcomes import ExportError, Unauthenticated, outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class OtlpGrpcReceiver:
         host: Interface to bind (``127.0.0.1`` by default: nothing is exposed unasked).
         port: Port to bind; 0 picks a free one (see :attr:`port` after :meth:`start`).
         max_recv_bytes: Largest request accepted (RESOURCE_EXHAUSTED above it).
+        auth: Bearer-token check; ``None`` accepts every caller.
+        tls: ``(cert_file, key_file)`` to serve TLS; ``None`` for plaintext.
     """
 
     def __init__(
@@ -55,8 +59,12 @@ class OtlpGrpcReceiver:
         host: str = "127.0.0.1",
         port: int = 4317,
         max_recv_bytes: int = _DEFAULT_MAX_RECV_BYTES,
+        auth: TokenAuth | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self._ingestor = ingestor
+        self._auth = auth
+        self._tls = tls
         self._host = host
         self._requested_port = port
         self._max_recv_bytes = max_recv_bytes
@@ -67,6 +75,10 @@ class OtlpGrpcReceiver:
     def _handler(self, kind: str) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
         async def export(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
             try:
+                if self._auth is not None:
+                    metadata = dict(context.invocation_metadata() or ())
+                    if not self._auth.allows(str(metadata.get("authorization", ""))):
+                        raise Unauthenticated("missing or invalid bearer token")
                 response = await self._ingestor.export(kind, "grpc", raw)
             except ExportError as exc:
                 outcome = outcome_of(exc)
@@ -93,7 +105,13 @@ class OtlpGrpcReceiver:
             server.add_generic_rpc_handlers(
                 (grpc.method_handlers_generic_handler(service, {"Export": handler}),)
             )
-        self.port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
+        address = f"{self._host}:{self._requested_port}"
+        if self._tls is not None:
+            cert, key = (Path(p).read_bytes() for p in self._tls)
+            creds = grpc.ssl_server_credentials([(key, cert)])
+            self.port = server.add_secure_port(address, creds)
+        else:
+            self.port = server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot bind OTLP/gRPC on {self._host}:{self._requested_port}")
         await server.start()

@@ -15,9 +15,16 @@ from aiohttp import web
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
+from jobtrail.auth import TokenAuth
 from jobtrail.collector import otlp_json
 from jobtrail.collector.ingest import SIGNALS, Ingestor
-from jobtrail.collector.outcomes import ExportError, InvalidPayload, TooLarge, outcome_of
+from jobtrail.collector.outcomes import (
+    ExportError,
+    InvalidPayload,
+    TooLarge,
+    Unauthenticated,
+    outcome_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +82,9 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
 
 
 def create_receiver_app(
-    ingestor: Ingestor, *, max_bytes: int = _DEFAULT_MAX_BYTES
+    ingestor: Ingestor, *, max_bytes: int = _DEFAULT_MAX_BYTES, auth: TokenAuth | None = None
 ) -> web.Application:
-    """The OTLP/HTTP aiohttp application."""
+    """The OTLP/HTTP aiohttp application (``auth``: bearer tokens required if given)."""
 
     def handler(kind: str) -> web.Handler:
         async def export(request: web.Request) -> web.StreamResponse:
@@ -89,6 +96,8 @@ def create_receiver_app(
                     content_type,
                 )
             try:
+                if auth is not None and not auth.allows(request.headers.get("Authorization")):
+                    raise Unauthenticated("missing or invalid bearer token")
                 body = await read_body(request, max_bytes)
                 response = await ingestor.export(kind, "http", body, json=content_type == JSON)
             except ExportError as exc:

@@ -33,6 +33,10 @@ class ShuttingDown(ExportError):
     """The server is stopping; the client should retry later (elsewhere or after restart)."""
 
 
+class Unauthenticated(ExportError):
+    """The request carries no valid bearer token."""
+
+
 class StoreFailed(ExportError):
     """Storing failed for a reason that is not the request's fault."""
 
@@ -52,6 +56,7 @@ OUTCOMES: dict[type[ExportError], Outcome] = {
     TooLarge: Outcome(grpc.StatusCode.RESOURCE_EXHAUSTED, 413, None),
     Overloaded: Outcome(grpc.StatusCode.UNAVAILABLE, 503, 1),
     ShuttingDown: Outcome(grpc.StatusCode.UNAVAILABLE, 503, 5),
+    Unauthenticated: Outcome(grpc.StatusCode.UNAUTHENTICATED, 401, None),
     StoreFailed: Outcome(grpc.StatusCode.INTERNAL, 500, None),
 }
 

@@ -57,7 +57,14 @@ _SCHEMA: dict[str, Any] = {
         },
         "telemetry": {"logs": {"level": str}},
     },
-    "jobtrail": {"api": {"endpoint": str}, "heartbeat_timeout": str},
+    "jobtrail": {
+        "api": {
+            "endpoint": str,
+            "tls": {"cert_file": str, "key_file": str},
+            "auth": {"authenticator": str},
+        },  # noqa: E501
+        "heartbeat_timeout": str,
+    },
 }
 
 
@@ -106,6 +113,18 @@ def _type_names(types: tuple[type, ...]) -> str:
     return " or ".join(sorted({names.get(t, t.__name__) for t in types}))
 
 
+def _tokens(raw: dict[str, Any]) -> tuple[str, ...]:
+    ext = (raw.get("extensions") or {}).get("bearertokenauth") or {}
+    tokens = [ext["token"]] if ext.get("token") else []
+    for i, token in enumerate(ext.get("tokens") or []):
+        if not isinstance(token, str) or not token:
+            raise ConfigError(
+                f"extensions.bearertokenauth.tokens[{i}]: expected a non-empty string"
+            )
+        tokens.append(token)
+    return tuple(tokens)
+
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 
@@ -146,6 +165,13 @@ class ServerConfig:
     batch_max_records: int = 50_000
     queue_max_records: int = 500_000
     queue_max_mib: float = 256
+    tokens: tuple[str, ...] = ()
+    grpc_auth: bool = False
+    http_auth: bool = False
+    api_auth: bool = False
+    grpc_tls: tuple[str, str] | None = None
+    http_tls: tuple[str, str] | None = None
+    api_tls: tuple[str, str] | None = None
 
     @classmethod
     def from_mapping(cls, raw: Any) -> ServerConfig:
@@ -197,7 +223,32 @@ class ServerConfig:
         duck = (raw.get("exporters") or {}).get("duckdb") or {}
         if duck.get("path"):
             changes["db_path"] = duck["path"]
+        tokens = _tokens(raw)
+        if tokens:
+            changes["tokens"] = tokens
         api = (raw.get("jobtrail") or {}).get("api") or {}
+        for name, section, path in (
+            ("grpc", grpc, "receivers.otlp.protocols.grpc"),
+            ("http", http, "receivers.otlp.protocols.http"),
+            ("api", api, "jobtrail.api"),
+        ):
+            auth = (section.get("auth") or {}).get("authenticator")
+            if auth is not None:
+                if auth != "bearertokenauth":
+                    raise ConfigError(f"{path}.auth.authenticator: unknown authenticator {auth!r}")
+                if not tokens:
+                    raise ConfigError(
+                        f"{path}.auth.authenticator: extensions.bearertokenauth has no token"
+                    )
+                changes[f"{name}_auth"] = True
+            tls = section.get("tls") or {}
+            if tls:
+                if not tls.get("cert_file") or not tls.get("key_file"):
+                    raise ConfigError(f"{path}.tls: needs both cert_file and key_file")
+                for key in ("cert_file", "key_file"):
+                    if not Path(tls[key]).is_file():
+                        raise ConfigError(f"{path}.tls.{key}: no such file {tls[key]!r}")
+                changes[f"{name}_tls"] = (tls["cert_file"], tls["key_file"])
         if "endpoint" in api:
             changes["api_host"], changes["api_port"] = _endpoint(
                 api["endpoint"], "jobtrail.api.endpoint"

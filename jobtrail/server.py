@@ -17,9 +17,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from jobtrail.auth import TokenAuth, server_ssl_context
 from jobtrail.collector import (
     Ingestor,
     MemoryLimiter,
@@ -48,14 +50,53 @@ class Endpoints:
         return {"grpc": self.grpc, "http": self.http, "api": self.api}
 
 
-async def _start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def _start_site(
+    app: web.Application, host: str, port: int, tls: tuple[str, str] | None = None
+) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    ssl_context = server_ssl_context(*tls) if tls else None
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor for the bound port
     bound = server.sockets[0].getsockname()[1] if server and server.sockets else port
     return runner, int(bound)
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def _warn_if_exposed(cfg: ServerConfig) -> None:
+    for name, host, auth in (
+        ("OTLP/gRPC", cfg.grpc_host, cfg.grpc_auth),
+        ("OTLP/HTTP", cfg.http_host, cfg.http_auth),
+        ("API", cfg.api_host, cfg.api_auth),
+    ):
+        if host not in _LOOPBACK and not auth:
+            log.warning(
+                "%s listens on %s without authentication: anyone who can reach it can %s",
+                name,
+                host,
+                "read your job history" if name == "API" else "send data",
+            )
+
+
+def api_auth_middleware(tokens: TokenAuth) -> Any:
+    """Require a bearer token on every API route but the health checks."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path in ("/healthz", "/readyz") or tokens.allows(
+            request.headers.get("Authorization")
+        ):
+            return await handler(request)
+        return web.json_response(
+            {"error": {"code": "unauthenticated", "message": "missing or invalid bearer token"}},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    return middleware
 
 
 async def serve(
@@ -100,24 +141,38 @@ async def serve(
         cfg.memory_limit_mib, cfg.memory_spike_limit_mib, cfg.memory_check_interval_s
     )
     ingestor = Ingestor(writer, stats, memory)
+    tokens = TokenAuth(cfg.tokens) if cfg.tokens else None
+    _warn_if_exposed(cfg)
     app = create_app(db)
     app.router.add_get("/metrics", metrics_handler(stats, writer, db))
-    runner, api_port = await _start_site(app, cfg.api_host, cfg.api_port)
+    if cfg.api_auth and tokens is not None:
+        app.middlewares.append(api_auth_middleware(tokens))
+    runner, api_port = await _start_site(app, cfg.api_host, cfg.api_port, cfg.api_tls)
     otlp_http, http_port = await _start_site(
-        create_receiver_app(ingestor, max_bytes=cfg.http_max_recv_bytes),
+        create_receiver_app(
+            ingestor,
+            max_bytes=cfg.http_max_recv_bytes,
+            auth=tokens if cfg.http_auth else None,
+        ),
         cfg.http_host,
         cfg.http_port,
+        cfg.http_tls,
     )
     receiver = OtlpGrpcReceiver(
-        ingestor, host=cfg.grpc_host, port=cfg.grpc_port, max_recv_bytes=cfg.max_recv_bytes
+        ingestor,
+        host=cfg.grpc_host,
+        port=cfg.grpc_port,
+        max_recv_bytes=cfg.max_recv_bytes,
+        auth=tokens if cfg.grpc_auth else None,
+        tls=cfg.grpc_tls,
     )
     demo_proc: subprocess.Popen[bytes] | None = None
     try:
         await receiver.start()
         endpoints = Endpoints(
             grpc=f"{cfg.grpc_host}:{receiver.port}",
-            http=f"http://{cfg.http_host}:{http_port}",
-            api=f"http://{cfg.api_host}:{api_port}",
+            http=f"{'https' if cfg.http_tls else 'http'}://{cfg.http_host}:{http_port}",
+            api=f"{'https' if cfg.api_tls else 'http'}://{cfg.api_host}:{api_port}",
         )
         print(
             f"jobtrail: database {Path(cfg.db_path).resolve()}\n"
