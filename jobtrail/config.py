@@ -40,6 +40,7 @@ _SCHEMA: dict[str, Any] = {
     "exporters": {
         "duckdb": {
             "path": str,
+            "sending_queue": {"queue_size": int, "max_mib": _NUM},
             "retention": {
                 "max_age": str,
                 "system_logs_max_age": str,
@@ -223,6 +224,15 @@ class ServerConfig:
         duck = (raw.get("exporters") or {}).get("duckdb") or {}
         if duck.get("path"):
             changes["db_path"] = duck["path"]
+        queue = duck.get("sending_queue") or {}
+        if queue.get("queue_size") is not None:
+            if queue["queue_size"] <= 0:
+                raise ConfigError("exporters.duckdb.sending_queue.queue_size: must be > 0")
+            changes["queue_max_records"] = queue["queue_size"]
+        if queue.get("max_mib") is not None:
+            if queue["max_mib"] <= 0:
+                raise ConfigError("exporters.duckdb.sending_queue.max_mib: must be > 0")
+            changes["queue_max_mib"] = queue["max_mib"]
         tokens = _tokens(raw)
         if tokens:
             changes["tokens"] = tokens

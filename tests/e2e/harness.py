@@ -20,11 +20,11 @@ APPS = Path(__file__).parent / "apps"
 class ServerProcess:
     """Starts, stops and restarts the server; small HTTP helpers for the API."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, config_text: str = "{}\n") -> None:
         self.tmp = tmp
         self.db = tmp / "jobtrail.duckdb"
-        self.config = tmp / "empty.yaml"
-        self.config.write_text("{}\n")
+        self.config = tmp / "config.yaml"
+        self.config.write_text(config_text)
         self.proc: subprocess.Popen[str] | None = None
         self.grpc = ""
         self.http = ""
@@ -80,13 +80,22 @@ class ServerProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
-    def run_app(self, name: str, *args: str, timeout_s: float = 60) -> str:
-        """Run an app from tests/e2e/apps in its own process, exporting to this server."""
+    def run_app(
+        self, name: str, *args: str, timeout_s: float = 60, env: dict[str, str] | None = None
+    ) -> str:
+        """Run an app from tests/e2e/apps in its own process, exporting to this server.
+
+        ``env`` adds to the standard OTEL_* environment pointing at the gRPC receiver (set
+        ``OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`` to use the HTTP receiver instead).
+        """
+        extra = dict(env or {})
+        http = extra.get("OTEL_EXPORTER_OTLP_PROTOCOL") == "http/protobuf"
         env = {
             **os.environ,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{self.grpc}",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.http if http else f"http://{self.grpc}",
             "OTEL_EXPORTER_OTLP_INSECURE": "true",
             "OTEL_SERVICE_NAME": f"e2e-{name}",
+            **extra,
         }
         done = subprocess.run(
             [sys.executable, str(APPS / f"{name}.py"), *args],

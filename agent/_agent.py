@@ -1,0 +1,429 @@
+"""The :class:`Agent`: providers, configuration and the job factory.
+
+Module-level functions (``jobtrail.job``, ``jobtrail.configure``...) delegate to one default
+instance, as Logfire does; build another ``Agent`` when you need two independent pipelines
+(or, in tests, in-memory exporters).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from typing import Any, ParamSpec, TypeVar
+
+from opentelemetry import _logs, trace
+from opentelemetry.sdk._logs.export import LogRecordExporter
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from ._config import AgentConfig, probe_target, resolve_config
+from ._decorator import job_decorator
+from ._emitter import SCOPE_NAME, Emitter
+from ._heartbeat import Heartbeat
+from ._job import Job
+from ._logging_handler import JobtrailLoggingHandler
+from ._pipeline import Pipeline, build_pipeline
+from ._probe import PROBE_TIMEOUT_S, start_probe
+from ._runtime import Runtime
+from ._stats import AgentStats, Counters
+
+__all__ = ["Agent"]
+
+_logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_DEFAULT_TIMEOUT_S = 5.0
+_DEAD_COLLECTOR_EXIT_TIMEOUT_S = 0.5
+
+
+def _version() -> str:
+    try:
+        return importlib_metadata.version("jobtrail")
+    except Exception:
+        return ""
+
+
+@dataclass
+class _State:
+    """Everything one ``configure()`` created, undone together by ``shutdown()``."""
+
+    config: AgentConfig
+    runtime: Runtime
+    pipeline: Pipeline | None = None
+    handler: logging.Handler | None = None
+
+
+class Agent:
+    """One jobtrail pipeline: OTel providers, options, and the jobs started through it.
+
+    An agent configures itself from the environment on first use; call :meth:`configure`
+    first to pass options. ``configure`` takes effect once: later calls are ignored with a
+    warning until :meth:`shutdown` (reconfiguring under running jobs would lose their
+    spans, and a global provider cannot be replaced anyway).
+
+    Args:
+        set_global: Install created providers as the OTel globals when none are set. The
+            default agent does; explicit instances default to staying private.
+
+    Example:
+        >>> from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        ...     InMemorySpanExporter)
+        >>> from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+        >>> agent = Agent()
+        >>> agent.configure(span_exporter=InMemorySpanExporter(),
+        ...                 log_exporter=InMemoryLogRecordExporter(), capture_logging=False)
+        >>> with agent.job("reindex", type="maintenance") as job:
+        ...     job.info("done")
+        >>> agent.shutdown()
+        True
+    """
+
+    def __init__(self, *, set_global: bool = False) -> None:
+        """Create an unconfigured agent (nothing starts until first use or configure)."""
+        self._set_global = set_global
+        self._lock = threading.RLock()
+        self._counters = Counters()
+        self._noop = Runtime.noop(self._counters)
+        self._state: _State | None = None
+        self._shut_down = False
+
+    # -- configuration ----------------------------------------------------------------------
+    def configure(
+        self,
+        *,
+        service_name: str | None = None,
+        endpoint: str | None = None,
+        protocol: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        resource_attributes: Mapping[str, str | bool | int | float] | None = None,
+        console: bool | None = None,
+        capture_logging: bool | None = None,
+        log_export_delay_ms: int | None = None,
+        span_export_delay_ms: int | None = None,
+        max_queue_size: int | None = None,
+        max_data_len: int | None = None,
+        insecure: bool | None = None,
+        export_timeout_s: float | None = None,
+        heartbeat_interval_s: float | None = None,
+        shutdown_timeout_s: float | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        logger_provider: _logs.LoggerProvider | None = None,
+        span_exporter: SpanExporter | None = None,
+        log_exporter: LogRecordExporter | None = None,
+    ) -> None:
+        """Set up export. Every option falls back to its env variable, then its default.
+
+        Args:
+            service_name: ``service.name`` (env ``OTEL_SERVICE_NAME``).
+            endpoint: Collector base URL (env ``OTEL_EXPORTER_OTLP_ENDPOINT``; default
+                ``http://localhost:4317``, or ``:4318`` for HTTP). A bare ``host:port``
+                gets ``http://``.
+            protocol: ``grpc`` or ``http/protobuf`` (env ``OTEL_EXPORTER_OTLP_PROTOCOL``).
+            headers: Export headers (env ``OTEL_EXPORTER_OTLP_HEADERS``).
+            resource_attributes: Extra resource attributes, merged over
+                ``OTEL_RESOURCE_ATTRIBUTES``.
+            console: Also print records on stderr (env ``JOBTRAIL_CONSOLE``; default off,
+                switched on automatically if the endpoint is unreachable at configure).
+            capture_logging: Install a root ``logging`` handler (env
+                ``JOBTRAIL_CAPTURE_LOGGING``; default on).
+            log_export_delay_ms: Log batch delay (env ``JOBTRAIL_LOG_EXPORT_DELAY_MS``,
+                ``OTEL_BLRP_SCHEDULE_DELAY``; default 200).
+            span_export_delay_ms: Span batch delay (env ``JOBTRAIL_SPAN_EXPORT_DELAY_MS``,
+                ``OTEL_BSP_SCHEDULE_DELAY``; default 500).
+            max_queue_size: Per-signal export queue (env ``JOBTRAIL_MAX_QUEUE_SIZE``;
+                default 100000); overflow drops the oldest and is counted.
+            max_data_len: Longest string attribute from log data and metadata before
+                middle truncation (env ``JOBTRAIL_MAX_DATA_LEN``; default 1024, min 16).
+            insecure: gRPC without TLS (default: from the endpoint scheme).
+            export_timeout_s: Per-export timeout (default: the exporter's, 10 s).
+            heartbeat_interval_s: ``job.heartbeat`` period for running jobs (env
+                ``JOBTRAIL_HEARTBEAT_INTERVAL_S``; default 30; 0 disables).
+            shutdown_timeout_s: Bound of the flush at interpreter exit (env
+                ``JOBTRAIL_SHUTDOWN_TIMEOUT_S``; default 5).
+            tracer_provider: Use this provider (never shut down by the agent).
+            logger_provider: Use this provider (never shut down by the agent).
+            span_exporter: Export spans here instead of OTLP (agent-owned provider).
+            log_exporter: Export log records here instead of OTLP (agent-owned provider).
+
+        Raises:
+            ValueError: An explicit option is invalid (bad env values only warn).
+
+        Example:
+            >>> import jobtrail
+            >>> jobtrail.configure(service_name="billing-worker", console=True)  # doctest: +SKIP
+        """
+        config = resolve_config(
+            service_name=service_name,
+            endpoint=endpoint,
+            protocol=protocol,
+            headers=headers,
+            resource_attributes=resource_attributes,
+            console=console,
+            capture_logging=capture_logging,
+            log_export_delay_ms=log_export_delay_ms,
+            span_export_delay_ms=span_export_delay_ms,
+            max_queue_size=max_queue_size,
+            max_data_len=max_data_len,
+            insecure=insecure,
+            export_timeout_s=export_timeout_s,
+            heartbeat_interval_s=heartbeat_interval_s,
+            shutdown_timeout_s=shutdown_timeout_s,
+        )
+        explicit = (tracer_provider, logger_provider, span_exporter, log_exporter)
+        with self._lock:
+            if self._state is not None:
+                if config != self._state.config or any(x is not None for x in explicit):
+                    _logger.warning(
+                        "jobtrail: configure() called again with other options; ignored "
+                        "(call shutdown() first to reconfigure)"
+                    )
+                return
+            try:
+                pipeline = build_pipeline(
+                    config,
+                    self._counters,
+                    tracer_provider=tracer_provider,
+                    logger_provider=logger_provider,
+                    span_exporter=span_exporter,
+                    log_exporter=log_exporter,
+                    set_global=self._set_global,
+                )
+                self._state = self._start(config, pipeline)
+            except Exception as exc:
+                self._counters.internal_error("configure", exc)
+                self._state = _State(config=config, runtime=self._noop)
+            self._shut_down = False
+
+    def _start(self, config: AgentConfig, pipeline: Pipeline) -> _State:
+        version = _version()
+        heartbeat = None
+        if config.heartbeat_interval_s > 0:
+            heartbeat = Heartbeat(config.heartbeat_interval_s, self._counters)
+        runtime = Runtime(
+            tracer=pipeline.tracer_provider.get_tracer(SCOPE_NAME, version),
+            emitter=Emitter(pipeline.logger_provider, version),
+            counters=self._counters,
+            max_data_len=config.max_data_len,
+            heartbeat=heartbeat,
+        )
+        state = _State(config=config, runtime=runtime, pipeline=pipeline)
+        if config.console:
+            pipeline.enable_console()
+        if config.capture_logging:
+            state.handler = self._install_handler(runtime)
+        if pipeline.owns_tracer_provider or pipeline.owns_logger_provider:
+            atexit.register(self._atexit)
+        if pipeline.uses_otlp and not config.console:
+            self._probe(config, pipeline)
+        return state
+
+    def _probe(self, config: AgentConfig, pipeline: Pipeline) -> None:
+        target = probe_target(config.probe_endpoint)
+        if target is None:
+            return
+
+        def on_result(reachable: bool) -> None:
+            self._counters.set_endpoint_reachable(reachable)
+            if not reachable:
+                with self._counters.guard("probe"):
+                    pipeline.enable_console()
+                    _logger.warning(
+                        "jobtrail: collector %s is not reachable; records also go to stderr",
+                        config.probe_endpoint,
+                    )
+
+        start_probe(*target, on_result).join(PROBE_TIMEOUT_S)
+
+    @staticmethod
+    def _install_handler(runtime: Runtime) -> logging.Handler | None:
+        root = logging.getLogger()
+        for existing in root.handlers:
+            # Ours (another agent) or an OTel handler already exports stdlib logging.
+            if type(existing).__module__.startswith(("opentelemetry", "jobtrail")):
+                _logger.debug("jobtrail: %r already captures logging; not adding ours", existing)
+                return None
+        handler = JobtrailLoggingHandler(runtime)
+        root.addHandler(handler)
+        return handler
+
+    def _runtime(self) -> Runtime:
+        state = self._state
+        if state is None and not self._shut_down:
+            with self._counters.guard("auto-configure"):
+                self.configure()
+            state = self._state
+        return state.runtime if state is not None else self._noop
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def job(
+        self,
+        name: str,
+        /,
+        *,
+        type: str,
+        owner: str | None = None,
+        operation: str | None = None,
+        total_steps: int | None = None,
+        id: str | None = None,
+        attempt: int = 1,
+        **metadata: Any,
+    ) -> Job:
+        """Create a job; run it with ``with``/``async with``.
+
+        Args:
+            name: Job name (span name, ``job.name``); positional-only so ``name`` stays
+                free as a metadata key.
+            type: Job type (``job.type``); required, it is what makes a span a job.
+            owner: Who started it (``job.owner``).
+            operation: Finer classification than type (``job.operation``).
+            total_steps: Expected step count; enables automatic progress per step.
+            id: Job id (``job.id``); default: the span id as 16 hex digits.
+            attempt: 1-based attempt number for retries (``job.attempt``).
+            **metadata: Exported as ``job.metadata.<key>`` (non-primitives as JSON).
+
+        Example:
+            >>> import jobtrail
+            >>> with jobtrail.job("import users", type="import", owner="ops", source="crm") as job:
+            ...     job.progress(50)
+        """
+        try:
+            return Job(
+                self._runtime(),
+                name,
+                type=type,
+                owner=owner,
+                operation=operation,
+                total_steps=total_steps,
+                id=id,
+                attempt=attempt,
+                metadata=metadata,
+            )
+        except Exception as exc:
+            self._counters.internal_error("job", exc)
+            return Job(self._noop, str(name), type=str(type))
+
+    def job_fn(
+        self,
+        name: str | None = None,
+        /,
+        *,
+        type: str,
+        owner: str | None = None,
+        operation: str | None = None,
+        total_steps: int | None = None,
+        attempt: int = 1,
+        **metadata: Any,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a sync or async function so that each call runs as a job.
+
+        The wrapper keeps the function's signature; inside, use
+        :func:`jobtrail.current_job` to log, report progress or set the result.
+
+        Args:
+            name: Job name; default: the function's qualified name.
+            type: Job type; the other options are as for :meth:`job`.
+            owner: See :meth:`job`.
+            operation: See :meth:`job`.
+            total_steps: See :meth:`job`.
+            attempt: See :meth:`job`.
+            **metadata: See :meth:`job`.
+
+        Example:
+            >>> import jobtrail
+            >>> @jobtrail.job_fn(type="report")
+            ... async def build_report(day: str) -> int:
+            ...     jobtrail.current_job().info("building", day=day)
+            ...     return 3
+        """
+
+        options: dict[str, Any] = dict(
+            type=type,
+            owner=owner,
+            operation=operation,
+            total_steps=total_steps,
+            attempt=attempt,
+            **metadata,
+        )
+        return job_decorator(lambda job_name: self.job(job_name, **options), name)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def force_flush(self, timeout_s: float = _DEFAULT_TIMEOUT_S) -> bool:
+        """Export everything queued so far, waiting at most ``timeout_s``.
+
+        Returns:
+            True if everything was exported in time.
+
+        Example:
+            >>> import jobtrail
+            >>> jobtrail.force_flush(timeout_s=1.0)  # doctest: +SKIP
+            True
+        """
+        with self._counters.guard("force_flush"):
+            state = self._state
+            if state is None or state.pipeline is None:
+                return True
+            ok = state.pipeline.force_flush(timeout_s)
+            if not ok:
+                self._counters.add("flush_timeouts")
+            return ok
+        return False
+
+    def shutdown(self, timeout_s: float = _DEFAULT_TIMEOUT_S) -> bool:
+        """Flush and stop: shut down providers the agent created, flush borrowed ones.
+
+        Bounded by ``timeout_s``. Jobs started afterwards record nothing until
+        :meth:`configure` is called again. Also runs at interpreter exit.
+
+        Returns:
+            True if everything was flushed in time.
+
+        Example:
+            >>> import jobtrail
+            >>> jobtrail.shutdown(timeout_s=2.0)  # doctest: +SKIP
+            True
+        """
+        with self._lock:
+            state, self._state = self._state, None
+            self._shut_down = True
+        if state is None:
+            return True
+        with self._counters.guard("shutdown"):
+            atexit.unregister(self._atexit)
+            if state.handler is not None:
+                logging.getLogger().removeHandler(state.handler)
+            if state.runtime.heartbeat is not None:
+                state.runtime.heartbeat.stop()
+            if state.pipeline is None:
+                return True
+            ok = state.pipeline.shutdown(timeout_s)
+            if not ok:
+                self._counters.add("flush_timeouts")
+            return ok
+        return False
+
+    def _atexit(self) -> None:
+        state = self._state
+        if state is None:
+            return
+        timeout_s = state.config.shutdown_timeout_s
+        stats = self._counters.snapshot()
+        if stats.endpoint_reachable is False and not (stats.spans_exported or stats.logs_exported):
+            # Nothing ever reached the collector: don't hold the exit for an export that
+            # will time out (records already went to stderr).
+            timeout_s = min(timeout_s, _DEAD_COLLECTOR_EXIT_TIMEOUT_S)
+        self.shutdown(timeout_s)
+
+    def stats(self) -> AgentStats:
+        """Return a snapshot of export, drop and internal-error counters.
+
+        Example:
+            >>> import jobtrail
+            >>> jobtrail.agent_stats().spans_dropped
+            0
+        """
+        return self._counters.snapshot()

@@ -1,0 +1,135 @@
+"""Capture stdlib ``logging`` as OTel log records attached to the current job and step.
+
+Applications already log with ``logging``; inside a job those records should land in the
+job's log view without code changes. The handler adds ``job.id``/``job.step`` from the
+context variables, uses the current span context (so the record links to the step's span),
+and sets ``log.category`` to the logger name so records outside jobs still group as
+"system" logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
+
+from jobtrail.semconv import EXCEPTION_STACKTRACE, JOB_ID, JOB_STEP, LOG_CATEGORY
+
+from ._context import CURRENT_JOB, CURRENT_STEP
+from ._encode import AttributeValue, encode_value, exception_attributes
+from ._runtime import Runtime
+
+__all__ = ["JobtrailLoggingHandler"]
+
+#: Loggers never exported: our own and the SDK's (their records about exporting would
+#: otherwise be exported, fail, and be logged again).
+_EXCLUDED_PREFIXES = ("jobtrail", "opentelemetry")
+_STANDARD_RECORD_KEYS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+)
+
+
+def _is_excluded(name: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in _EXCLUDED_PREFIXES)
+
+
+def _level_for(record: logging.LogRecord) -> str:
+    if record.levelname.upper() == "SUCCESS":
+        return "success"
+    levelno = record.levelno
+    if levelno >= logging.CRITICAL:
+        return "fatal"
+    if levelno >= logging.ERROR:
+        return "error"
+    if levelno >= logging.WARNING:
+        return "warn"
+    if levelno >= logging.INFO:
+        return "info"
+    return "debug"
+
+
+class JobtrailLoggingHandler(logging.Handler):
+    """A ``logging.Handler`` emitting each record through the agent's LoggerProvider.
+
+    The logger's level still filters before any handler runs: with the root logger at its
+    default ``WARNING``, ``logger.info`` inside a job is not captured until the application
+    lowers the level (``logging.basicConfig(level=logging.INFO)``).
+    """
+
+    def __init__(self, runtime: Runtime, level: int = logging.NOTSET) -> None:
+        """Bind the handler to the agent runtime it emits through."""
+        super().__init__(level)
+        self._rt = runtime
+        self._local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Translate and emit ``record``; never raises, never recurses."""
+        self._keep_last_resort(record)
+        if _is_excluded(record.name) or get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return
+        if getattr(self._local, "busy", False):
+            return
+        self._local.busy = True
+        try:
+            with self._rt.counters.guard("logging.emit"):
+                self._emit(record)
+        finally:
+            self._local.busy = False
+
+    def _keep_last_resort(self, record: logging.LogRecord) -> None:
+        """Print to stderr what ``logging.lastResort`` would have printed without us.
+
+        In an app that never configured logging, warnings reach stderr through
+        ``logging.lastResort`` only while no handler exists; installing this handler must
+        not silence them (including the agent's own warnings).
+        """
+        last_resort = logging.lastResort
+        if last_resort is None or record.levelno < last_resort.level:
+            return
+        logger: logging.Logger | None = (
+            logging.getLogger(record.name) if record.name != "root" else logging.getLogger()
+        )
+        while logger is not None:
+            if any(h is not self for h in logger.handlers):
+                return
+            logger = logger.parent if logger.propagate else None
+        with self._rt.counters.guard("logging.last_resort"):
+            last_resort.handle(record)
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        max_len = self._rt.max_data_len
+        attrs: dict[str, AttributeValue] = {}
+        for key, value in vars(record).items():
+            if key not in _STANDARD_RECORD_KEYS and not key.startswith("_"):
+                attrs[key] = encode_value(value, max_len)
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            attrs.update(exception_attributes(exc))
+        elif record.stack_info:
+            attrs[EXCEPTION_STACKTRACE] = record.stack_info
+        attrs[LOG_CATEGORY] = record.name
+        job = CURRENT_JOB.get()
+        if job is not None:
+            attrs[JOB_ID] = job.id
+            step = CURRENT_STEP.get()
+            if step is not None:
+                attrs[JOB_STEP] = step.name
+        self._rt.emitter.emit(
+            level=_level_for(record),
+            body=self._body(record),
+            attributes=attrs,
+            timestamp=int(record.created * 1e9),
+            scope=record.name or "root",
+        )
+
+    @staticmethod
+    def _body(record: logging.LogRecord) -> str:
+        try:
+            return record.getMessage()
+        except Exception:  # bad %-format args: keep the template rather than lose the record
+            return str(record.msg)
+
+    def __repr__(self) -> str:
+        """Short representation for ``logging`` introspection."""
+        return f"<{type(self).__name__} level={logging.getLevelName(self.level)}>"

@@ -1,0 +1,36 @@
+"""What a running job needs from its agent, bundled so a job never sees a half-configured agent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry._logs import NoOpLoggerProvider
+
+from ._config import AgentConfig
+from ._emitter import Emitter
+from ._heartbeat import Heartbeat
+from ._stats import Counters
+
+__all__ = ["Runtime"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Tracer, log emitter, counters and options captured by a job when it is created."""
+
+    tracer: trace.Tracer
+    emitter: Emitter
+    counters: Counters
+    max_data_len: int
+    heartbeat: Heartbeat | None = None
+
+    @classmethod
+    def noop(cls, counters: Counters) -> Runtime:
+        """A runtime that records nothing, used after shutdown or when configure failed."""
+        return cls(
+            tracer=trace.NoOpTracer(),
+            emitter=Emitter(NoOpLoggerProvider(), ""),
+            counters=counters,
+            max_data_len=AgentConfig().max_data_len,
+        )
