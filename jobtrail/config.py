@@ -166,6 +166,7 @@ class ServerConfig:
     batch_max_records: int = 50_000
     queue_max_records: int = 500_000
     queue_max_mib: float = 256
+    lost_after_s: float = 120.0
     tokens: tuple[str, ...] = ()
     grpc_auth: bool = False
     http_auth: bool = False
@@ -233,6 +234,9 @@ class ServerConfig:
             if queue["max_mib"] <= 0:
                 raise ConfigError("exporters.duckdb.sending_queue.max_mib: must be > 0")
             changes["queue_max_mib"] = queue["max_mib"]
+        timeout = (raw.get("jobtrail") or {}).get("heartbeat_timeout")
+        if timeout is not None:
+            changes["lost_after_s"] = parse_duration_s(timeout, "jobtrail.heartbeat_timeout")
         tokens = _tokens(raw)
         if tokens:
             changes["tokens"] = tokens

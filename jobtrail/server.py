@@ -32,7 +32,8 @@ from jobtrail.collector import (
 from jobtrail.config import ServerConfig
 from jobtrail.selfmetrics import metrics_handler
 from jobtrail.storage import Database
-from jobtrail.storage.writer import BatchWriter
+from jobtrail.storage.maintenance import mark_lost
+from jobtrail.storage.writer import BatchWriter, WriterClosed
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,22 @@ def api_auth_middleware(tokens: TokenAuth) -> Any:
         )
 
     return middleware
+
+
+async def sweep_lost(writer: BatchWriter, lost_after_s: float) -> None:
+    """Mark jobs whose heartbeats stopped as lost, forever (cancel to stop)."""
+    interval = max(0.5, min(lost_after_s / 4, 15.0))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            lost = await writer.run(lambda con: mark_lost(con, lost_after_s))
+        except WriterClosed:
+            return
+        except Exception:
+            log.exception("marking lost jobs failed")
+            continue
+        if lost:
+            log.info("%d job(s) lost (no sign of life for %.0f s)", len(lost), lost_after_s)
 
 
 async def serve(
@@ -187,8 +204,12 @@ async def serve(
             demo_proc = subprocess.Popen(  # noqa: S603 - our own CLI
                 [sys.executable, "-m", "jobtrail", "demo", "--endpoint", endpoints.grpc]
             )
-        async with memory.running():
-            await stop.wait()
+        sweeper = asyncio.create_task(sweep_lost(writer, cfg.lost_after_s))
+        try:
+            async with memory.running():
+                await stop.wait()
+        finally:
+            sweeper.cancel()
     finally:
         if demo_proc is not None and demo_proc.poll() is None:
             demo_proc.terminate()

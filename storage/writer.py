@@ -16,7 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+import duckdb
 import pyarrow as pa
 
 from jobtrail.storage.database import Database
@@ -24,6 +26,8 @@ from jobtrail.storage.linker import Linker
 from jobtrail.storage.model import Batch
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _DEFAULT_MAX_GROUP_RECORDS = 50_000
 _DEFAULT_MAX_QUEUED_RECORDS = 500_000
@@ -58,6 +62,13 @@ class _Item:
     loop: asyncio.AbstractEventLoop
 
 
+@dataclass(slots=True)
+class _Task:
+    fn: Callable[[Any], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
 _STOP = object()
 
 
@@ -88,7 +99,7 @@ class BatchWriter:
         self._max_queued = max_queued_records
         self._max_queued_bytes = max_queued_bytes
         self._queued_bytes = 0
-        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | _Task | object] = queue.SimpleQueue()
         self._queued_records = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -144,6 +155,20 @@ class BatchWriter:
         self._queue.put(_Item(batch, future, loop))
         await asyncio.shield(future)
 
+    async def run(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``fn(connection)`` on the writer thread in its own transaction.
+
+        Maintenance (marking lost jobs, retention) goes through here so the writer stays the
+        only code that writes, and it is ordered with ingest instead of racing it.
+        """
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("writer is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Task(fn, future, loop))
+        return await future
+
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop accepting, commit everything queued, and stop the thread."""
         with self._lock:
@@ -163,6 +188,9 @@ class BatchWriter:
             first = self._queue.get()
             if first is _STOP:
                 break
+            if isinstance(first, _Task):
+                self._run_task(first)
+                continue
             assert isinstance(first, _Item)
             group = [first]
             records = first.batch.record_count
@@ -174,10 +202,28 @@ class BatchWriter:
                 if nxt is _STOP:
                     stopping = True
                     break
+                if isinstance(nxt, _Task):
+                    self._commit_group(group)
+                    group, records = [], 0
+                    self._run_task(nxt)
+                    continue
                 assert isinstance(nxt, _Item)
                 group.append(nxt)
                 records += nxt.batch.record_count
-            self._commit_group(group)
+            if group:
+                self._commit_group(group)
+
+    def _run_task(self, task: _Task) -> None:
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            result = task.fn(con)
+            con.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+            con.execute("ROLLBACK")
+            task.loop.call_soon_threadsafe(_resolve, task.future, exc)
+            return
+        task.loop.call_soon_threadsafe(_set_result, task.future, result)
 
     def _commit_group(self, group: list[_Item]) -> None:
         try:
@@ -253,6 +299,11 @@ def _concat(tables: list[pa.Table | None]) -> pa.Table | None:
     if len(present) == 1:
         return present[0]
     return pa.concat_tables(present, promote_options="default")
+
+
+def _set_result(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
 
 
 def _resolve(future: asyncio.Future[None], exc: BaseException | None) -> None:

@@ -1,0 +1,28 @@
+"""Periodic changes the writer makes on its own: jobs that stopped showing signs of life.
+
+A running job sends lifecycle records (``job.started``, ``job.progress``, ``job.heartbeat``)
+that move ``last_seen``. When a process is killed those stop, and the span that would settle
+the job never comes: after ``timeout`` the job is shown as ``lost``, keeping ``last_seen`` as
+its last sign of life. Its span arriving later still settles it (``lost`` is not final).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+
+
+def mark_lost(
+    con: duckdb.DuckDBPyConnection, timeout_s: float, *, now: datetime | None = None
+) -> list[str]:
+    """Mark running/pending jobs silent for longer than ``timeout_s`` as lost; return their ids."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    cutoff = now - timedelta(seconds=timeout_s)
+    rows = con.execute(
+        """UPDATE jobs SET status = 'lost'
+           WHERE status IN ('running', 'pending') AND NOT span_received AND last_seen < ?
+           RETURNING id""",
+        [cutoff],
+    ).fetchall()
+    return [r[0] for r in rows]
