@@ -28,9 +28,16 @@ class Database:
 
     def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
         self.path = str(path)
+        # Instance-wide hardening, fixed at connect time (it cannot be changed afterwards):
+        # user SQL reaches this instance through the API, so it must not reach files,
+        # extensions, Python objects or settings.
         config: dict[str, str | int | bool] = {
+            "enable_external_access": False,
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
+            "allow_community_extensions": False,
+            "python_enable_replacements": False,
+            "lock_configuration": True,
         }
         if threads:
             config["threads"] = threads
