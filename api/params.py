@@ -1,0 +1,147 @@
+"""Parsing and validating query-string parameters.
+
+Every helper raises :class:`~jobtrail.storage.queries.InvalidParameter` naming the
+parameter, which the error middleware turns into a 400: a typo in a request must never
+surface as a 500 or, worse, be silently ignored (unknown parameters are errors too).
+
+Times (``since``, ``until``) accept RFC 3339 (``2026-11-23T19:56:46Z``, any offset,
+optional fraction), ISO dates (``2026-11-23``, midnight UTC), naive date-times (taken as
+UTC), ``now``, and relative ages ``<n><unit>`` with unit ``s|m|h|d|w`` meaning that long
+before now (``24h``, ``7d``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+
+from multidict import MultiMapping
+
+from jobtrail.storage.queries import InvalidParameter
+
+Query = MultiMapping[str]
+
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d{1,9})\s*([smhdw])")
+_SPACE_OFFSET = re.compile(r"(T[\d:.]+) (\d{2}:?\d{2})$")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def utcnow() -> datetime:
+    """Now as naive UTC, the reference for relative times."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def check_known(query: Query, allowed: Collection[str]) -> None:
+    """Reject parameters the endpoint does not take (``_``-prefixed ones are ignored)."""
+    for name in query:
+        if name not in allowed and not name.startswith("_"):
+            expected = ", ".join(sorted(allowed)) or "none"
+            raise InvalidParameter(f"unknown parameter (expected: {expected})", name=name)
+
+
+def get_str(query: Query, name: str) -> str | None:
+    """A single-valued string; empty counts as absent (HTML forms send empty fields)."""
+    values = query.getall(name, [])
+    if len(values) > 1:
+        raise InvalidParameter("given more than once", name=name)
+    value = values[0].strip() if values else ""
+    return value or None
+
+
+def get_list(query: Query, name: str, allowed: Collection[str] | None = None) -> tuple[str, ...]:
+    """A comma list (repeating the parameter works too), checked against ``allowed``."""
+    items: list[str] = []
+    for raw in query.getall(name, []):
+        items.extend(part.strip() for part in raw.split(",") if part.strip())
+    if allowed is not None:
+        for item in items:
+            if item not in allowed:
+                raise InvalidParameter(
+                    f"unknown value {item!r} (expected one of: {', '.join(allowed)})", name=name
+                )
+    return tuple(dict.fromkeys(items))
+
+
+def get_int(
+    query: Query, name: str, *, default: int | None, minimum: int, maximum: int | None = None
+) -> int | None:
+    """An integer in ``[minimum, maximum]``."""
+    text = get_str(query, name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidParameter(f"expected an integer, got {text!r}", name=name) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise InvalidParameter(f"must be {bound}, got {value}", name=name)
+    return value
+
+
+def get_limit(query: Query, *, default: int, maximum: int) -> int:
+    """``limit``: a page size in ``[1, maximum]``."""
+    value = get_int(query, "limit", default=default, minimum=1, maximum=maximum)
+    assert value is not None
+    return value
+
+
+def get_bool(query: Query, name: str, *, default: bool = False) -> bool:
+    """``true|false`` (also ``1|0``, ``yes|no``, ``on|off``)."""
+    text = get_str(query, name)
+    if text is None:
+        return default
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise InvalidParameter(f"expected true or false, got {text!r}", name=name)
+
+
+def parse_duration_s(text: str, *, name: str) -> int:
+    """``'5m'`` -> ``300``: a positive whole number of ``s|m|h|d|w``."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise InvalidParameter(
+            f"expected a duration like 30s, 5m, 1h, 1d or 1w, got {text!r}", name=name
+        )
+    return int(match.group(1)) * _UNITS_S[match.group(2)]
+
+
+def parse_time(text: str, *, name: str, now: datetime) -> datetime:
+    """A time parameter as naive UTC (the tables' form); see the module docstring."""
+    text = text.strip()
+    if text.lower() == "now":
+        return now
+    if _DURATION.fullmatch(text.lower()):
+        return now - timedelta(seconds=parse_duration_s(text, name=name))
+    # An unencoded '+' in a query string arrives as a space: "...T10:00:00 02:00".
+    iso = _SPACE_OFFSET.sub(r"\1+\2", text.upper())
+    try:
+        value = datetime.fromisoformat(iso)
+    except ValueError:
+        raise InvalidParameter(
+            f"expected an RFC 3339 time, a date, or an age like 24h or 7d; got {text!r}",
+            name=name,
+        ) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def get_time(query: Query, name: str, *, now: datetime) -> datetime | None:
+    """An optional time parameter, parsed with :func:`parse_time`."""
+    text = get_str(query, name)
+    return None if text is None else parse_time(text, name=name, now=now)
+
+
+def get_range(query: Query, *, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """``since`` and ``until``, checked to be in order."""
+    since = get_time(query, "since", now=now)
+    until = get_time(query, "until", now=now)
+    if since is not None and until is not None and until <= since:
+        raise InvalidParameter("must be later than since", name="until")
+    return since, until

@@ -1,0 +1,409 @@
+"""Every query the API serves, as functions of a DuckDB cursor returning JSON-ready dicts.
+
+Each function filters first and ends in ``LIMIT`` so its cost follows the page size, not
+the table size, as far as the schema allows (see the index notes in the API report).
+Values from requests are always bound parameters. Functions that run several statements
+do so in one read transaction, so a job and its steps come from the same commit.
+
+Example:
+    >>> from jobtrail.storage import Database
+    >>> from jobtrail.storage.queries import JobFilter, list_jobs
+    >>> db = Database(":memory:")
+    >>> list_jobs(db.cursor(), JobFilter(statuses=("failed",)), limit=10)
+    {'jobs': [], 'next_cursor': None}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any, cast
+
+import duckdb
+
+from jobtrail.storage._query_model import (
+    Bucket,
+    ChildRow,
+    DurationStats,
+    InvalidParameter,
+    JobDetail,
+    JobFilter,
+    JobLogsPage,
+    JobNotFound,
+    JobPage,
+    JobRow,
+    JobStats,
+    LogFilter,
+    LogRow,
+    LogsPage,
+    LogStats,
+    NotFound,
+    QueryError,
+    RecentError,
+    SpanRow,
+    Stats,
+    StatsFilter,
+    StepRow,
+    Trace,
+    TraceNotFound,
+)
+from jobtrail.storage._sql import (
+    Where,
+    by_level,
+    decode_cursor,
+    encode_cursor,
+    fetch_dicts,
+    log_data,
+    parse_json,
+    snapshot,
+    text_match,
+    ts,
+)
+from jobtrail.storage._stats import get_stats
+
+__all__ = [
+    "Bucket",
+    "ChildRow",
+    "DurationStats",
+    "InvalidParameter",
+    "JobDetail",
+    "JobFilter",
+    "JobLogsPage",
+    "JobNotFound",
+    "JobPage",
+    "JobRow",
+    "JobStats",
+    "LogFilter",
+    "LogRow",
+    "LogStats",
+    "LogsPage",
+    "NotFound",
+    "QueryError",
+    "RecentError",
+    "SpanRow",
+    "Stats",
+    "StatsFilter",
+    "StepRow",
+    "Trace",
+    "TraceNotFound",
+    "get_job",
+    "get_stats",
+    "get_trace",
+    "job_logs",
+    "list_jobs",
+    "list_logs",
+    "ping",
+]
+
+Cursor = duckdb.DuckDBPyConnection
+
+_MAX_CHILDREN = 1000
+_MAX_SPANS = 10_000
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
+_JOB_COLUMNS = (
+    "j.id, j.trace_id, j.span_id, j.parent_job_id, j.type, j.name, j.operation, j.owner, "
+    "j.service, j.status, j.progress, j.current_step, j.total_steps, j.attempt, "
+    f"{ts('j.started_at')}, {ts('j.ended_at')}, j.duration_ms, j.error, j.result, "
+    f"j.attributes, {ts('j.last_seen')}"
+)
+_DETAIL_COLUMNS = "j.parent_span_id, j.error_type, j.stack_trace, j.cancel_reason"
+_LOG_COLUMNS = (
+    f"l.id, {ts('l.time')}, l.level, l.severity_number, l.severity_text, l.body AS message, "
+    "l.attributes, l.job_id, l.step, l.category, l.iostream, l.exception_type, "
+    "l.exception_message, l.stack_trace, l.trace_id, l.span_id, l.event_name, l.service"
+)
+_LOG_KIND_SQL = {
+    "job": "(l.job_id IS NOT NULL AND l.step IS NULL)",
+    "step": "l.step IS NOT NULL",
+    "system": "l.job_id IS NULL",
+}
+
+
+def ping(cur: Cursor) -> None:
+    """Fail unless the database answers a query (readiness checks)."""
+    cur.execute("SELECT count(*) FROM jobtrail_schema").fetchall()
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+def _job_rows(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        row["result"] = parse_json(row["result"])
+        row["attributes"] = parse_json(row["attributes"], {})
+
+
+def _child_counts(cur: Cursor, ids: list[str]) -> dict[str, int]:
+    if not ids:
+        return {}
+    rows = cur.execute(
+        "SELECT parent_job_id, count(*) FROM jobs WHERE parent_job_id IN (SELECT unnest($ids)) "
+        "GROUP BY parent_job_id",
+        {"ids": ids},
+    ).fetchall()
+    return {parent: int(n) for parent, n in rows}
+
+
+def list_jobs(
+    cur: Cursor,
+    flt: JobFilter | None = None,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> JobPage:
+    """Jobs newest first by ``(started_at DESC, id DESC)``, one page at a time.
+
+    Keyset paging (``cursor``) rather than ``OFFSET`` keeps deep pages as cheap as the
+    first and stable while new jobs arrive. Jobs not yet started sort last.
+
+    Args:
+        cur: A read cursor.
+        flt: Which jobs; all when ``None``.
+        limit: Page size.
+        cursor: ``next_cursor`` of the previous page.
+
+    Raises:
+        InvalidParameter: ``cursor`` was not made by this function.
+    """
+    flt = flt or JobFilter()
+    where = Where()
+    if flt.type is not None:
+        where.add("j.type = $type", type=flt.type)
+    if flt.statuses:
+        where.add("list_contains($statuses, j.status)", statuses=list(flt.statuses))
+    if flt.owner is not None:
+        where.add("j.owner = $owner", owner=flt.owner)
+    if flt.service is not None:
+        where.add("j.service = $service", service=flt.service)
+    if flt.since is not None:
+        where.add("j.started_at >= $since", since=flt.since)
+    if flt.until is not None:
+        where.add("j.started_at < $until", until=flt.until)
+    if flt.q:
+        text_match(where, ("j.name", "j.id", "j.type", "j.error"), flt.q)
+    if flt.top_level_only:
+        where.add("j.parent_job_id IS NULL")
+    elif flt.parent is not None:
+        where.add("j.parent_job_id = $parent", parent=flt.parent)
+    if cursor:
+        after_started, after_id = decode_cursor(cursor)
+        if after_started is None:
+            where.add("(j.started_at IS NULL AND j.id < $cursor_id)", cursor_id=after_id)
+        else:
+            where.add(
+                "(j.started_at < $cursor_ts OR (j.started_at = $cursor_ts AND j.id < $cursor_id)"
+                " OR j.started_at IS NULL)",
+                cursor_ts=after_started,
+                cursor_id=after_id,
+            )
+    where.params["limit"] = limit + 1
+    rows = fetch_dicts(
+        cur,
+        f"SELECT {_JOB_COLUMNS} FROM jobs j {where.sql()} "  # noqa: S608
+        "ORDER BY j.started_at DESC NULLS LAST, j.id DESC LIMIT $limit",
+        where.params,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    _job_rows(rows)
+    counts = _child_counts(cur, [r["id"] for r in rows])
+    for row in rows:
+        row["child_count"] = counts.get(row["id"], 0)
+    last = rows[-1] if more else None
+    return {
+        "jobs": cast(list[JobRow], rows),
+        "next_cursor": encode_cursor(last["started_at"], last["id"]) if last else None,
+    }
+
+
+def _one_job(cur: Cursor, job_id: str, *, detail: bool) -> dict[str, Any]:
+    columns = _JOB_COLUMNS + (f", {_DETAIL_COLUMNS}" if detail else "")
+    rows = fetch_dicts(cur, f"SELECT {columns} FROM jobs j WHERE j.id = $id", {"id": job_id})  # noqa: S608
+    if not rows:
+        raise JobNotFound(job_id=job_id)
+    _job_rows(rows)
+    return rows[0]
+
+
+def get_job(
+    cur: Cursor,
+    job_id: str,
+    *,
+    max_children: int = _MAX_CHILDREN,
+) -> JobDetail:
+    """One job with its ordered steps, child jobs and log counts by level.
+
+    Steps are ordered by ``seq`` (clients that number them) then ``started_at`` (those that
+    do not). At most ``max_children`` children are listed; ``child_count`` has them all.
+
+    Raises:
+        JobNotFound: No job has this id.
+    """
+    with snapshot(cur):
+        job = _one_job(cur, job_id, detail=True)
+        steps = fetch_dicts(
+            cur,
+            f"SELECT s.span_id, s.seq, s.name, s.status, {ts('s.started_at')}, "
+            f"{ts('s.ended_at')}, s.duration_ms, s.error, s.attributes FROM steps s "
+            "WHERE s.job_id = $id "
+            "ORDER BY s.seq NULLS LAST, s.started_at NULLS LAST, s.span_id",
+            {"id": job_id},
+        )
+        children = fetch_dicts(
+            cur,
+            f"SELECT j.id, j.name, j.type, j.status, {ts('j.started_at')}, j.duration_ms "
+            "FROM jobs j WHERE j.parent_job_id = $id "
+            "ORDER BY j.started_at NULLS LAST, j.id LIMIT $limit",
+            {"id": job_id, "limit": max_children},
+        )
+        child_count = _child_counts(cur, [job_id]).get(job_id, 0)
+        counts = cur.execute(
+            "SELECT level, count(*) FROM logs WHERE job_id = $id AND event_name IS NULL "
+            "GROUP BY level",
+            {"id": job_id},
+        ).fetchall()
+    for step in steps:
+        step["attributes"] = parse_json(step["attributes"], {})
+    job.update(
+        child_count=child_count,
+        steps=steps,
+        children=children,
+        log_counts=by_level({str(level): int(n) for level, n in counts}),
+    )
+    return cast(JobDetail, job)
+
+
+# --- logs ---------------------------------------------------------------------------------
+
+
+def _log_where(flt: LogFilter) -> Where:
+    where = Where()
+    if flt.job_id is not None:
+        where.add("l.job_id = $job_id", job_id=flt.job_id)
+    if flt.levels:
+        where.add("list_contains($levels, l.level)", levels=list(flt.levels))
+    if flt.kinds:
+        where.add("(" + " OR ".join(_LOG_KIND_SQL[k] for k in flt.kinds) + ")")
+    if flt.categories:
+        where.add("list_contains($categories, l.category)", categories=list(flt.categories))
+    if flt.step is not None:
+        where.add("l.step = $step", step=flt.step)
+    if flt.service is not None:
+        where.add("l.service = $service", service=flt.service)
+    if flt.since is not None:
+        where.add("l.time >= $since", since=flt.since)
+    if flt.until is not None:
+        where.add("l.time < $until", until=flt.until)
+    if flt.q:
+        text_match(where, ("l.body", "CAST(l.attributes AS VARCHAR)"), flt.q)
+    if not flt.include_events:
+        where.add("l.event_name IS NULL")
+    return where
+
+
+def _fetch_logs(cur: Cursor, where: Where, *, limit: int, newest: bool) -> list[LogRow]:
+    where.params["limit"] = limit
+    order = "DESC" if newest else "ASC"
+    rows = fetch_dicts(
+        cur,
+        f"SELECT {_LOG_COLUMNS} FROM logs l {where.sql()} ORDER BY l.id {order} LIMIT $limit",  # noqa: S608
+        where.params,
+    )
+    if newest:
+        rows.reverse()
+    for row in rows:
+        row["data"] = log_data(row.pop("attributes"))
+    return cast(list[LogRow], rows)
+
+
+def _next_after(logs: list[LogRow], after_id: int | None) -> int | None:
+    return logs[-1]["id"] if logs else after_id
+
+
+def job_logs(
+    cur: Cursor,
+    job_id: str,
+    flt: LogFilter | None = None,
+    *,
+    after_id: int | None = None,
+    limit: int = 1000,
+) -> JobLogsPage:
+    """A job and its log records in id order, from the start or after ``after_id``.
+
+    ``next_after_id`` is the last id returned (or ``after_id`` when nothing new), so a
+    poller can always pass it back. ``flt.job_id`` is ignored: ``job_id`` decides.
+
+    Raises:
+        JobNotFound: No job has this id.
+    """
+    flt = flt or LogFilter()
+    with snapshot(cur):
+        job = _one_job(cur, job_id, detail=False)
+        job["child_count"] = _child_counts(cur, [job_id]).get(job_id, 0)
+        where = _log_where(replace(flt, job_id=job_id))
+        if after_id is not None:
+            where.add("l.id > $after_id", after_id=after_id)
+        logs = _fetch_logs(cur, where, limit=limit, newest=False)
+    return {
+        "job": cast(JobRow, job),
+        "logs": logs,
+        "next_after_id": _next_after(logs, after_id),
+    }
+
+
+def list_logs(
+    cur: Cursor,
+    flt: LogFilter | None = None,
+    *,
+    after_id: int | None = None,
+    before_id: int | None = None,
+    limit: int = 1000,
+) -> LogsPage:
+    """Log records of every job and none, always in ascending id order.
+
+    With ``after_id`` the page is the records right after it (tailing); otherwise it is
+    the newest ``limit`` records (before ``before_id`` if given, for scrolling back).
+    """
+    where = _log_where(flt or LogFilter())
+    if after_id is not None:
+        where.add("l.id > $after_id", after_id=after_id)
+    if before_id is not None:
+        where.add("l.id < $before_id", before_id=before_id)
+    logs = _fetch_logs(cur, where, limit=limit, newest=after_id is None)
+    return {"logs": logs, "next_after_id": _next_after(logs, after_id)}
+
+
+# --- traces -------------------------------------------------------------------------------
+
+
+def get_trace(cur: Cursor, trace_id: str, *, max_spans: int = _MAX_SPANS) -> Trace:
+    """Every span of a trace by start time, for the job's waterfall.
+
+    ``spans`` is a raw table and client retries can store a span twice; the latest copy
+    of each span id wins.
+
+    Raises:
+        InvalidParameter: ``trace_id`` is not 32 hex digits.
+        TraceNotFound: No span of the trace is stored.
+    """
+    trace_id = trace_id.lower()
+    if not _TRACE_ID.fullmatch(trace_id):
+        raise InvalidParameter("expected 32 hexadecimal digits", name="trace_id")
+    rows = fetch_dicts(
+        cur,
+        f"SELECT s.span_id, s.parent_span_id, s.name, s.kind, {ts('s.start_time')}, "
+        f"{ts('s.end_time')}, s.duration_ms, s.status_code, s.status_message, s.service, "
+        "s.attributes, s.events FROM spans s WHERE s.trace_id = $trace_id "
+        "QUALIFY row_number() OVER (PARTITION BY s.span_id ORDER BY s.received_at DESC) = 1 "
+        "ORDER BY s.start_time NULLS LAST, s.span_id LIMIT $limit",
+        {"trace_id": trace_id, "limit": max_spans + 1},
+    )
+    if not rows:
+        raise TraceNotFound(trace_id=trace_id)
+    truncated = len(rows) > max_spans
+    rows = rows[:max_spans]
+    for row in rows:
+        row["attributes"] = parse_json(row["attributes"], {})
+        row["events"] = parse_json(row["events"], [])
+    return {"trace_id": trace_id, "spans": cast(list[SpanRow], rows), "truncated": truncated}
