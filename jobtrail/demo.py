@@ -30,12 +30,12 @@ def _nightly_import(rng: random.Random) -> None:
     ) as job:
         job.info("import starting", rows_expected=rows)
         with job.step("download") as step:
-            for chunk in range(20):
+            for chunk in range(60):
                 step.debug("downloaded chunk", chunk=chunk, bytes=rng.randint(10_000, 90_000))
-                time.sleep(0.005)
+                time.sleep(0.002)
         with job.step("validate") as step:
             bad = 0
-            for i in range(0, rows, 4):
+            for i in range(0, rows, 2):
                 if rng.random() < 0.03:
                     bad += 1
                     step.warn("invalid row skipped", row=i, reason="missing email")
