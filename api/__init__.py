@@ -14,12 +14,14 @@ from __future__ import annotations
 from jobtrail.api._keys import DB_KEY, READER_KEY, ApiSettings
 from jobtrail.api._reader import QueryTimeout, Reader
 from jobtrail.api.app import create_app
+from jobtrail.api.broker import Broker
 from jobtrail.api.routes import error_body, json_response
 
 __all__ = [
     "DB_KEY",
     "READER_KEY",
     "ApiSettings",
+    "Broker",
     "QueryTimeout",
     "Reader",
     "create_app",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from jobtrail.api._reader import Reader
+from jobtrail.api.broker import Broker
 from jobtrail.storage import Database
 
 
@@ -27,3 +28,5 @@ DB_KEY = web.AppKey("jobtrail_db", Database)
 READER_KEY = web.AppKey("jobtrail_reader", Reader)
 SETTINGS_KEY = web.AppKey("jobtrail_api_settings", ApiSettings)
 OPENAPI_KEY = web.AppKey("jobtrail_openapi", bytes)
+#: Live fan-out of committed records to stream subscribers (present when streams are on).
+BROKER_KEY = web.AppKey("jobtrail_broker", Broker)

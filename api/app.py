@@ -15,9 +15,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from jobtrail.api._keys import DB_KEY, OPENAPI_KEY, READER_KEY, SETTINGS_KEY, ApiSettings
+from jobtrail.api._keys import (
+    BROKER_KEY,
+    DB_KEY,
+    OPENAPI_KEY,
+    READER_KEY,
+    SETTINGS_KEY,
+    ApiSettings,
+)
 from jobtrail.api._reader import QueryTimeout, Reader
+from jobtrail.api.broker import Broker
 from jobtrail.api.routes import error_body, json_response, routes
+from jobtrail.api.streams import stream_routes
 from jobtrail.storage import Database, DatabaseError
 from jobtrail.storage.queries import InvalidParameter, JobNotFound, NotFound, TraceNotFound
 
@@ -91,9 +100,19 @@ async def _reader_ctx(app: web.Application) -> AsyncIterator[None]:
         reader.close()
 
 
+async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    broker = app[BROKER_KEY]
+    broker.start()
+    try:
+        yield
+    finally:
+        await broker.stop()
+
+
 def create_app(
     db: Database,
     *,
+    broker: Broker | None = None,
     extra_routes: Iterable[web.AbstractRouteDef] | None = None,
     query_timeout_s: float = 30.0,
     max_workers: int = 4,
@@ -102,6 +121,8 @@ def create_app(
 
     Args:
         db: The database to read; the caller opens and closes it (after the app's cleanup).
+        broker: Live fan-out fed by the writer's commits; when given, the SSE and
+            WebSocket streams are served.
         extra_routes: More routes (live streams, web page, ``/metrics``), added after the
             API's own so a catch-all static route cannot shadow them.
         query_timeout_s: Longest a read may run before it is interrupted (answered 503).
@@ -117,6 +138,10 @@ def create_app(
     app[READER_KEY] = Reader(db, max_workers=max_workers, timeout_s=query_timeout_s)
     app[OPENAPI_KEY] = _OPENAPI_PATH.read_bytes()
     app.cleanup_ctx.append(_reader_ctx)
+    if broker is not None:
+        app[BROKER_KEY] = broker
+        app.cleanup_ctx.append(_broker_ctx)
+        app.router.add_routes(stream_routes)  # before /api/jobs/{id}, which would match them
     app.router.add_routes(routes)
     if extra_routes is not None:
         app.router.add_routes(extra_routes)

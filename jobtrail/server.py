@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,9 @@ def api_auth_middleware(tokens: TokenAuth) -> Any:
     return middleware
 
 
-async def sweep_lost(writer: BatchWriter, lost_after_s: float) -> None:
+async def sweep_lost(
+    writer: BatchWriter, lost_after_s: float, on_lost: Callable[[set[str]], None]
+) -> None:
     """Mark jobs whose heartbeats stopped as lost, forever (cancel to stop)."""
     interval = max(0.5, min(lost_after_s / 4, 15.0))
     while True:
@@ -113,6 +116,7 @@ async def sweep_lost(writer: BatchWriter, lost_after_s: float) -> None:
             log.exception("marking lost jobs failed")
             continue
         if lost:
+            on_lost(set(lost))
             log.info("%d job(s) lost (no sign of life for %.0f s)", len(lost), lost_after_s)
 
 
@@ -124,7 +128,7 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the server until ``stop`` is set or SIGTERM/SIGINT arrives."""
-    from jobtrail.api import create_app
+    from jobtrail.api import Broker, create_app
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -160,7 +164,9 @@ async def serve(
     ingestor = Ingestor(writer, stats, memory)
     tokens = TokenAuth(cfg.tokens) if cfg.tokens else None
     _warn_if_exposed(cfg)
-    app = create_app(db)
+    broker = Broker(db)
+    writer.add_listener(broker.on_commit)
+    app = create_app(db, broker=broker)
     app.router.add_get("/metrics", metrics_handler(stats, writer, db))
     if cfg.api_auth and tokens is not None:
         app.middlewares.append(api_auth_middleware(tokens))
@@ -204,7 +210,7 @@ async def serve(
             demo_proc = subprocess.Popen(  # noqa: S603 - our own CLI
                 [sys.executable, "-m", "jobtrail", "demo", "--endpoint", endpoints.grpc]
             )
-        sweeper = asyncio.create_task(sweep_lost(writer, cfg.lost_after_s))
+        sweeper = asyncio.create_task(sweep_lost(writer, cfg.lost_after_s, broker.publish_jobs))
         try:
             async with memory.running():
                 await stop.wait()

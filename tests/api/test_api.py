@@ -80,7 +80,7 @@ async def test_openapi_documents_every_route(client: Client) -> None:
 
 def test_public_names() -> None:
     assert jobtrail.api.__all__ == [
-        "DB_KEY", "READER_KEY", "ApiSettings", "QueryTimeout", "Reader", "create_app",
+        "DB_KEY", "READER_KEY", "ApiSettings", "Broker", "QueryTimeout", "Reader", "create_app",
         "error_body", "json_response",
     ]  # fmt: skip
 

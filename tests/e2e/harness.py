@@ -88,28 +88,45 @@ class ServerProcess:
         ``env`` adds to the standard OTEL_* environment pointing at the gRPC receiver (set
         ``OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`` to use the HTTP receiver instead).
         """
+        done = subprocess.run(
+            [sys.executable, str(APPS / f"{name}.py"), *args],
+            env=self.app_env(name, env), capture_output=True, text=True, timeout=timeout_s,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def app_env(self, name: str, env: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of an app exporting to this server (OTEL_* plus ``env``)."""
         extra = dict(env or {})
         http = extra.get("OTEL_EXPORTER_OTLP_PROTOCOL") == "http/protobuf"
-        env = {
+        return {
             **os.environ,
             "OTEL_EXPORTER_OTLP_ENDPOINT": self.http if http else f"http://{self.grpc}",
             "OTEL_EXPORTER_OTLP_INSECURE": "true",
             "OTEL_SERVICE_NAME": f"e2e-{name}",
             **extra,
         }
-        done = subprocess.run(
+
+    def start_app(self, name: str, *args: str) -> subprocess.Popen[str]:
+        """Start an app in the background (stdout piped); the caller waits or kills it."""
+        return subprocess.Popen(
             [sys.executable, str(APPS / f"{name}.py"), *args],
-            env=env, capture_output=True, text=True, timeout=timeout_s, check=False,
+            env=self.app_env(name), stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-        assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
 
     def wait_for(self, path: str, predicate: Any, timeout_s: float = 15, **params: Any) -> Any:
         """Poll the API (bounded) until ``predicate(body)`` holds; return the body."""
         deadline = time.monotonic() + timeout_s
+        body: Any = None
         while True:
-            body = self.get(path, **params)
-            if predicate(body):
+            try:
+                body = self.get(path, **params)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+                body = None  # not there yet
+            if body is not None and predicate(body):
                 return body
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting on {path}: {json.dumps(body)[:2000]}")
