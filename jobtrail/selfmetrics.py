@@ -30,6 +30,7 @@ def render(stats: ReceiverStats, writer: BatchWriter, db: Database) -> str:
         ("jobtrail_records_stored_total", stats.stored, "Records committed to the database."),
         ("jobtrail_records_rejected_total", stats.rejected, "Records rejected as invalid."),
         ("jobtrail_records_refused_total", stats.refused, "Records refused by backpressure."),
+        ("jobtrail_requests_refused_total", stats.refused_requests, "Requests refused (busy)."),
         ("jobtrail_requests_invalid_total", stats.invalid, "Undecodable requests."),
     ):
         family(
@@ -41,6 +42,18 @@ def render(stats: ReceiverStats, writer: BatchWriter, db: Database) -> str:
     family("jobtrail_queue_records", "gauge", "Records accepted, not yet committed.",
            [("", writer.queued_records)])  # fmt: skip
     family("jobtrail_commits_total", "counter", "Group commits.", [("", writer.commits)])
+    hist = writer.commit_seconds
+    samples: list[tuple[str, float]] = []
+    running = 0
+    for bound, count in zip((*hist.bounds, float("inf")), hist.counts, strict=True):
+        running += count
+        samples.append((f'_bucket{{le="{"+Inf" if bound == float("inf") else bound}"}}', running))
+    samples += [("_sum", hist.total_s), ("_count", hist.count)]
+    lines.append("# HELP jobtrail_commit_seconds Time to store and commit one group of batches.")
+    lines.append("# TYPE jobtrail_commit_seconds histogram")
+    lines.extend(f"jobtrail_commit_seconds{suffix} {value}" for suffix, value in samples)
+    family("jobtrail_queue_bytes", "gauge", "Bytes accepted, not yet committed.",
+           [("", writer.queued_bytes)])  # fmt: skip
     size = os.path.getsize(db.path) if db.path != ":memory:" and os.path.exists(db.path) else 0
     family("jobtrail_database_bytes", "gauge", "Size of the database file.", [("", size)])
     return "\n".join(lines) + "\n"

@@ -56,6 +56,23 @@ class CommitInfo:
 
 
 @dataclass(slots=True)
+class CommitHistogram:
+    """Commit durations in Prometheus histogram buckets (seconds)."""
+
+    bounds: tuple[float, ...] = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+    counts: list[int] = field(default_factory=lambda: [0] * 11)
+    total_s: float = 0.0
+    count: int = 0
+
+    def observe(self, seconds: float) -> None:
+        """Count one commit."""
+        i = next((k for k, b in enumerate(self.bounds) if seconds <= b), len(self.bounds))
+        self.counts[i] += 1
+        self.total_s += seconds
+        self.count += 1
+
+
+@dataclass(slots=True)
 class _Item:
     batch: Batch
     future: asyncio.Future[None]
@@ -108,6 +125,8 @@ class BatchWriter:
         self._linker = Linker(self._con)
         self.commits = 0
         self.records_stored = 0
+        #: Commit latency histogram: counts per upper bound in seconds (cumulative on read).
+        self.commit_seconds = CommitHistogram()
 
     @property
     def queued_records(self) -> int:
@@ -287,6 +306,7 @@ class BatchWriter:
             raise
         self._linker.commit()
         info.commit_s = time.perf_counter() - started
+        self.commit_seconds.observe(info.commit_s)
         self.commits += 1
         self.records_stored += info.spans + info.logs + info.metrics
         return info

@@ -44,8 +44,27 @@ def _check_everything(server: ServerProcess, ids: dict[str, str]) -> None:
     )
 
 
+def _metrics(server: ServerProcess) -> dict[str, float]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.api}/metrics", timeout=10) as resp:  # noqa: S310
+        text = resp.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 def test_agent_jobs_through_the_real_server(server: ServerProcess) -> None:
     ids = json.loads(server.run_app("agent_jobs").strip().splitlines()[-1])
     _check_everything(server, ids)
+    metrics = _metrics(server)
+    assert metrics['jobtrail_records_stored_total{signal="logs"}'] >= 2203
+    assert metrics['jobtrail_records_stored_total{signal="traces"}'] >= 9
+    assert metrics["jobtrail_commit_seconds_count"] >= 1
+    assert metrics['jobtrail_commit_seconds_bucket{le="+Inf"}'] == metrics["jobtrail_commit_seconds_count"]
+    assert metrics["jobtrail_database_bytes"] > 0
     server.restart()
     _check_everything(server, ids)
