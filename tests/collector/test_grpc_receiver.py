@@ -104,3 +104,54 @@ async def test_metrics_are_accepted_and_stored(server: Server) -> None:
     await metrics_grpc.MetricsServiceStub(server.channel).Export(req)
     row = server.db.cursor().execute("SELECT name, type, value FROM metrics").fetchone()
     assert row == ("jobs.processed", "sum", 7.0)
+
+
+async def test_request_over_the_limit_is_resource_exhausted(tmp_path: Path) -> None:
+    db = Database(tmp_path / "db.duckdb")
+    writer = BatchWriter(db)
+    writer.start()
+    receiver = OtlpGrpcReceiver(Ingestor(writer), port=0, max_recv_bytes=2048)
+    await receiver.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{receiver.port}") as channel:
+            t = new_trace_id()
+            big = traces_request([span(t, new_span_id(), "x" * 4096, {})])
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await trace_grpc.TraceServiceStub(channel).Export(big)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            small = traces_request([span(t, new_span_id(), "ok", {})])
+            await trace_grpc.TraceServiceStub(channel).Export(small)
+        assert _count(db, "spans") == 1
+    finally:
+        await receiver.stop()
+        await asyncio.to_thread(writer.close)
+        db.close()
+
+
+async def test_full_queue_is_unavailable_with_retry_info(tmp_path: Path) -> None:
+    from google.rpc import error_details_pb2, status_pb2
+
+    db = Database(tmp_path / "db.duckdb")
+    writer = BatchWriter(db, max_queued_records=1)
+    receiver = OtlpGrpcReceiver(Ingestor(writer), port=0)  # writer not started: nothing drains
+    await receiver.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{receiver.port}") as channel:
+            stub = trace_grpc.TraceServiceStub(channel)
+            t = new_trace_id()
+            first = asyncio.ensure_future(stub.Export(traces_request([span(t, new_span_id(), "a", {})])))
+            await asyncio.sleep(0.2)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.Export(traces_request([span(t, new_span_id(), "b", {})]))
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+            details = dict(info.value.trailing_metadata() or ())["grpc-status-details-bin"]
+            status = status_pb2.Status.FromString(details)
+            retry = error_details_pb2.RetryInfo()
+            assert status.details[0].Unpack(retry) and retry.retry_delay.seconds >= 1
+            writer.start()
+            await first
+        assert _count(db, "spans") == 1
+    finally:
+        await receiver.stop()
+        await asyncio.to_thread(writer.close)
+        db.close()
