@@ -20,7 +20,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ._config import AgentConfig, probe_target, resolve_config
-from ._decorator import job_decorator
+from ._decorator import RetryPolicy, job_decorator
 from ._emitter import SCOPE_NAME, Emitter
 from ._heartbeat import Heartbeat
 from ._job import Job
@@ -316,13 +316,19 @@ class Agent:
         owner: str | None = None,
         operation: str | None = None,
         total_steps: int | None = None,
-        attempt: int = 1,
+        retries: int = 0,
+        retry_delay_s: float = 1.0,
+        retry_backoff: float = 2.0,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
         **metadata: Any,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a sync or async function so that each call runs as a job.
 
         The wrapper keeps the function's signature; inside, use
-        :func:`jobtrail.current_job` to log, report progress or set the result.
+        :func:`jobtrail.current_job` to log, report progress or set the result. With
+        ``retries``, a call that raises one of ``retry_on`` runs again as the next attempt
+        of the same job after ``retry_delay_s`` (times ``retry_backoff`` each time); the
+        last attempt's exception is re-raised.
 
         Args:
             name: Job name; default: the function's qualified name.
@@ -330,26 +336,35 @@ class Agent:
             owner: See :meth:`job`.
             operation: See :meth:`job`.
             total_steps: See :meth:`job`.
-            attempt: See :meth:`job`.
+            retries: Attempts after the first.
+            retry_delay_s: Wait before the first retry.
+            retry_backoff: Multiplier of the wait after each retry (>= 1).
+            retry_on: Exception types worth retrying.
             **metadata: See :meth:`job`.
+
+        Raises:
+            ValueError: A retry option is out of range.
 
         Example:
             >>> import jobtrail
-            >>> @jobtrail.job_fn(type="report")
+            >>> @jobtrail.job_fn(type="report", retries=2, retry_delay_s=0.5)
             ... async def build_report(day: str) -> int:
             ...     jobtrail.current_job().info("building", day=day)
             ...     return 3
         """
-
-        options: dict[str, Any] = dict(
-            type=type,
-            owner=owner,
-            operation=operation,
-            total_steps=total_steps,
-            attempt=attempt,
-            **metadata,
+        policy = RetryPolicy(
+            retries=retries, delay_s=retry_delay_s, backoff=retry_backoff, retry_on=retry_on
         )
-        return job_decorator(lambda job_name: self.job(job_name, **options), name)
+        options: dict[str, Any] = dict(
+            type=type, owner=owner, operation=operation, total_steps=total_steps, **metadata
+        )
+
+        def make_job(job_name: str, attempt: int, job_id: str | None, will_retry: bool) -> Job:
+            job = self.job(job_name, id=job_id, attempt=attempt, **options)
+            job.will_retry = will_retry
+            return job
+
+        return job_decorator(make_job, name, policy)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def force_flush(self, timeout_s: float = _DEFAULT_TIMEOUT_S) -> bool:

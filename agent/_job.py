@@ -32,6 +32,7 @@ from jobtrail.semconv import (
     JOB_STATUS,
     JOB_TOTAL_STEPS,
     JOB_TYPE,
+    JOB_WILL_RETRY,
 )
 
 from ._context import (
@@ -123,6 +124,8 @@ class Job(Scope):
         self._parent: Job | None = None
         self._tokens: ContextTokens = []
         self._otel_token: Token[Context] | None = None
+        #: Set by a retrying caller: if this attempt fails, another one follows.
+        self.will_retry = False
 
     # -- read-only state ----------------------------------------------------------------
     @property
@@ -332,6 +335,8 @@ class Job(Scope):
         span.set_attribute(JOB_PROGRESS, self._percent)
         if self._result is not _UNSET:
             span.set_attribute(JOB_RESULT, json_text(self._result))
+        if status == "failed" and self.will_retry:
+            span.set_attribute(JOB_WILL_RETRY, True)
         if status == "failed" and exc is not None:
             span.record_exception(exc, escaped=True)
             span.set_status(Status(StatusCode.ERROR, describe_exception(exc)))

@@ -121,6 +121,8 @@ def job_from_span(
     error = None
     if status == "failed":
         error = status_message or _str(exc.get(sc.EXCEPTION_MESSAGE)) or "failed"
+        if attrs.get(sc.JOB_WILL_RETRY) is True:
+            status = "retrying"
     started, ended = ts(start_us), ts(end_us)
     return JobUpdate(
         id=_str(attrs.get(sc.JOB_ID))
@@ -148,8 +150,8 @@ def job_from_span(
         ended_at=ended,
         duration_ms=(end_us - start_us) / 1000 if start_us and end_us else None,
         error=error,
-        error_type=_str(exc.get(sc.EXCEPTION_TYPE)) if status == "failed" else None,
-        stack_trace=_str(exc.get(sc.EXCEPTION_STACKTRACE)) if status == "failed" else None,
+        error_type=_str(exc.get(sc.EXCEPTION_TYPE)) if error else None,
+        stack_trace=_str(exc.get(sc.EXCEPTION_STACKTRACE)) if error else None,
         result=_result_json(attrs.get(sc.JOB_RESULT)),
         cancel_reason=_str(attrs.get(sc.JOB_CANCEL_REASON)),
         attributes=job_metadata(attrs),

@@ -24,6 +24,8 @@ JOB_METADATA_PREFIX = "job.metadata."
 #: Optional: the id of the parent job. Clients that know it set it so the parent link does
 #: not depend on the parent's span having arrived; otherwise span ancestry decides.
 JOB_PARENT_ID = "job.parent_id"
+#: On a failed attempt's span: another attempt of the same job (same ``job.id``) follows.
+JOB_WILL_RETRY = "job.will_retry"
 
 # --- step span attributes ------------------------------------------------------------
 JOB_STEP = "job.step"
@@ -60,7 +62,7 @@ CICD_TASK_RUN_ID = "cicd.pipeline.task.run.id"
 CICD_RESULT = "cicd.pipeline.result"
 
 # --- statuses and levels -------------------------------------------------------------
-JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "lost")
+JOB_STATUSES = ("pending", "running", "retrying", "completed", "failed", "cancelled", "lost")
 FINAL_JOB_STATUSES = frozenset({"completed", "failed", "cancelled"})
 STEP_STATUSES = ("running", "completed", "failed", "skipped")
 

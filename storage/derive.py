@@ -23,7 +23,7 @@ JOB_COLUMNS = (
     "id", "trace_id", "span_id", "parent_job_id", "parent_span_id", "type", "name",
     "operation", "owner", "service", "status", "progress", "current_step", "total_steps",
     "attempt", "started_at", "ended_at", "duration_ms", "error", "error_type", "stack_trace",
-    "result", "cancel_reason", "attributes", "last_seen", "span_received",
+    "result", "cancel_reason", "attributes", "last_seen", "span_received", "attempts",
 )  # fmt: skip
 STEP_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "job_id", "seq", "name", "status", "started_at",
@@ -38,13 +38,13 @@ _STEP_FIELDS = tuple(
     for f in fields(StepUpdate)
     if f.name not in ("final", "seen_at", "attributes", "trace_id", "span_id")
 )
-_FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "skipped"})
+_FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "skipped", "retrying"})
 
 
 def new_job_row(job_id: str) -> dict[str, Any]:
     """An empty ``jobs`` row: pending until something says it runs."""
     row: dict[str, Any] = dict.fromkeys(JOB_COLUMNS)
-    row.update(id=job_id, status="pending", attributes={}, span_received=False)
+    row.update(id=job_id, status="pending", attributes={}, span_received=False, attempts=[])
     return row
 
 
@@ -93,8 +93,39 @@ def _apply(row: dict[str, Any], update: Any, names: tuple[str, ...]) -> None:
         row["span_received"] = True
 
 
+def _record_attempt(row: dict[str, Any], update: JobUpdate) -> None:
+    number = update.attempt or 1
+    entry = {
+        "attempt": number,
+        "status": "failed" if update.status == "retrying" else update.status,
+        "error": update.error,
+        "error_type": update.error_type,
+        "started_at": update.started_at,
+        "ended_at": update.ended_at,
+        "duration_ms": update.duration_ms,
+        "span_id": update.span_id,
+    }
+    attempts = [a for a in row["attempts"] or [] if a.get("attempt") != number]
+    row["attempts"] = sorted([*attempts, entry], key=lambda a: a["attempt"])
+
+
 def merge_job(row: dict[str, Any], update: JobUpdate) -> dict[str, Any]:
-    """Apply one job update to a ``jobs`` row (mutated and returned)."""
+    """Apply one job update to a ``jobs`` row (mutated and returned).
+
+    Attempts of a retried job share its id: a later attempt supersedes the row's state
+    (its first records re-open a ``retrying`` job), an earlier one arriving late only
+    adds its entry to ``attempts``.
+    """
+    attempt, current = update.attempt or 1, row["attempt"] or 1
+    if update.final:
+        _record_attempt(row, update)
+    if attempt < current:
+        row["last_seen"] = _latest(row["last_seen"], update.seen_at)
+        row["started_at"] = _earliest(row["started_at"], update.started_at)
+        return row
+    if attempt > current and row["span_received"]:
+        row["span_received"] = False  # the new attempt's span has not arrived yet
+        row.update(status="pending", ended_at=None, error=None, error_type=None, stack_trace=None)
     if not update.final and row["span_received"]:
         # The span already settled status and progress; only fill gaps.
         update_status, update.status = update.status, None
@@ -106,6 +137,8 @@ def merge_job(row: dict[str, Any], update: JobUpdate) -> dict[str, Any]:
         _apply(row, update, _JOB_FIELDS)
     if update.final and row["status"] == "completed" and update.progress is None:
         row["progress"] = 100.0
+    if update.final and row["started_at"] and row["ended_at"]:
+        row["duration_ms"] = (row["ended_at"] - row["started_at"]).total_seconds() * 1000
     row["last_seen"] = _latest(row["last_seen"], update.seen_at)
     return row
 

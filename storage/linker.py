@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 _MAX_OWNERS = 500_000
 _MAX_PENDING_TRACES = 20_000
 _MAX_DEPTH = 64
+_UTC_Z = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 _NO_LOGS = 1 << 62
 
 Owner = tuple[str, str | None, str | None]  # job_id, step name, step span id
@@ -51,7 +53,7 @@ JOB_SCHEMA = pa.schema(
         ("started_at", _TS), ("ended_at", _TS), ("duration_ms", pa.float64()),
         ("error", pa.string()), ("error_type", pa.string()), ("stack_trace", pa.string()),
         ("result", pa.string()), ("cancel_reason", pa.string()), ("attributes", pa.string()),
-        ("last_seen", _TS), ("span_received", pa.bool_()),
+        ("last_seen", _TS), ("span_received", pa.bool_()), ("attempts", pa.string()),
     ]
 )  # fmt: skip
 STEP_SCHEMA = pa.schema(
@@ -185,6 +187,8 @@ class Linker:
         for values in cur.fetchall():
             row = dict(zip(names, values, strict=True))
             row["attributes"] = orjson.loads(row["attributes"]) if row["attributes"] else {}
+            if "attempts" in row:
+                row["attempts"] = _load_attempts(row["attempts"])
             out.append(row)
         return out
 
@@ -199,6 +203,8 @@ class Linker:
         for row in rows:
             out = {c: row.get(c) for c in columns}
             out["attributes"] = orjson.dumps(row["attributes"], default=str).decode()
+            if "attempts" in out:
+                out["attempts"] = orjson.dumps(row["attempts"] or [], option=_UTC_Z).decode()
             prepared.append(out)
         if not prepared:
             return
@@ -358,6 +364,16 @@ class _TraceTree:
             )
             con.unregister("_log_links")
         return changed
+
+
+def _load_attempts(text: str | None) -> list[dict[str, Any]]:
+    """Attempts as stored (JSON, times as ISO strings) back to rows with datetimes."""
+    attempts: list[dict[str, Any]] = orjson.loads(text) if text else []
+    for entry in attempts:
+        for key in ("started_at", "ended_at"):
+            if entry.get(key):
+                entry[key] = datetime.fromisoformat(entry[key])
+    return attempts
 
 
 def _set_columns(table: pa.Table, **columns: list[Any]) -> pa.Table:

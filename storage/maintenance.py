@@ -21,7 +21,8 @@ def mark_lost(
     cutoff = now - timedelta(seconds=timeout_s)
     rows = con.execute(
         """UPDATE jobs SET status = 'lost'
-           WHERE status IN ('running', 'pending') AND NOT span_received AND last_seen < ?
+           WHERE (status IN ('running', 'pending') AND NOT span_received OR status = 'retrying')
+             AND last_seen < ?
            RETURNING id""",
         [cutoff],
     ).fetchall()

@@ -107,7 +107,7 @@ _JOB_COLUMNS = (
     f"{ts('j.started_at')}, {ts('j.ended_at')}, j.duration_ms, j.error, j.result, "
     f"j.attributes, {ts('j.last_seen')}"
 )
-_DETAIL_COLUMNS = "j.parent_span_id, j.error_type, j.stack_trace, j.cancel_reason"
+_DETAIL_COLUMNS = "j.parent_span_id, j.error_type, j.stack_trace, j.cancel_reason, j.attempts"
 _LOG_COLUMNS = (
     f"l.id, {ts('l.time')}, l.level, l.severity_number, l.severity_text, l.body AS message, "
     "l.attributes, l.job_id, l.step, l.category, l.iostream, l.exception_type, "
@@ -132,6 +132,8 @@ def _job_rows(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         row["result"] = parse_json(row["result"])
         row["attributes"] = parse_json(row["attributes"], {})
+        if "attempts" in row:
+            row["attempts"] = parse_json(row["attempts"], [])
 
 
 def _child_counts(cur: Cursor, ids: list[str]) -> dict[str, int]:

@@ -157,8 +157,13 @@ def _v1(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ddl)
 
 
+def _v2(con: duckdb.DuckDBPyConnection) -> None:
+    """Retried jobs: one entry per attempt (number, status, error, times)."""
+    con.execute("ALTER TABLE jobs ADD COLUMN attempts JSON")
+
+
 #: Ordered migrations; index + 1 is the schema version each one produces.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Tables users may query and that the API documents.
