@@ -56,8 +56,11 @@ class Subscriber:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
+            # Drop everything queued (not just the oldest): the client resumes after the last
+            # id it actually received, and the replay from the database covers the rest
+            # without a gap.
             self.lagging = True
-            with contextlib.suppress(asyncio.QueueEmpty):
+            while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(None)  # the reader turns this into a `resume` event
 
@@ -73,6 +76,7 @@ class Broker:
         self._task: asyncio.Task[None] | None = None
         self.last_log_id = 0
         self.events_published = 0
+        self.cut_off = 0
 
     def start(self) -> None:
         """Start the dispatch task on the running loop."""
@@ -111,6 +115,7 @@ class Broker:
             yield sub
         finally:
             self._subscribers.discard(sub)
+            self.cut_off += sub.lagging
 
     def status(self) -> dict[str, Any]:
         """Connected clients per stream, for ``/api/stream/status``."""
@@ -123,6 +128,7 @@ class Broker:
             "clients": len(self._subscribers),
             "by_stream": per_stream,
             "lagging": lagging,
+            "cut_off": self.cut_off,
             "last_log_id": self.last_log_id,
             "events_published": self.events_published,
         }
