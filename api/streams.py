@@ -248,7 +248,7 @@ async def _ws(request: web.Request, events: Events) -> web.StreamResponse:
             if event.kind == "keepalive":
                 continue
             message = {"event": event.kind, "id": event.id, "data": event.data}
-            await ws.send_bytes(orjson.dumps(message))
+            await ws.send_str(orjson.dumps(message).decode())
             if event.kind == "end":
                 break
     except (ConnectionResetError, asyncio.CancelledError):

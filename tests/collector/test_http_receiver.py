@@ -64,7 +64,9 @@ async def test_json_per_spec(otlp: tuple[TestClient, Database]) -> None:
     doc = {
         "resourceSpans": [
             {
-                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "js"}}]},
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "js"}}]
+                },
                 "scopeSpans": [
                     {
                         "spans": [
@@ -90,7 +92,9 @@ async def test_json_per_spec(otlp: tuple[TestClient, Database]) -> None:
     resp = await client.post("/v1/traces", json=doc)
     assert resp.status == 200 and resp.content_type == "application/json"
     assert await resp.json() == {}
-    row = db.cursor().execute("SELECT trace_id, type, total_steps, duration_ms FROM jobs").fetchone()
+    row = (
+        db.cursor().execute("SELECT trace_id, type, total_steps, duration_ms FROM jobs").fetchone()
+    )
     assert row == (trace_id.lower(), "sync", 4, 500.0)
 
 
@@ -113,7 +117,13 @@ async def test_partial_success_in_json(otlp: tuple[TestClient, Database]) -> Non
     [
         ("POST", "/v1/traces", PB, b"\xff\xff garbage", 400),
         ("POST", "/v1/traces", "application/json", b"{not json", 400),
-        ("POST", "/v1/traces", "application/json", b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}', 400),
+        (
+            "POST",
+            "/v1/traces",
+            "application/json",
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}',
+            400,
+        ),
         ("POST", "/v1/traces", "text/plain", b"hello", 415),
         ("POST", "/v1/nothing", PB, b"", 404),
         ("GET", "/v1/traces", PB, b"", 405),
@@ -144,3 +154,29 @@ async def test_gzip_bomb_is_refused(otlp: tuple[TestClient, Database]) -> None:
     )
     assert resp.status == 413
     assert "inflated" in status_pb2.Status.FromString(await resp.read()).message
+
+
+async def test_full_queue_is_503_with_retry_after(tmp_path: Path) -> None:
+    db = Database(tmp_path / "db.duckdb")
+    writer = BatchWriter(db, max_queued_records=1)  # not started: nothing drains
+    client = TestClient(TestServer(create_receiver_app(Ingestor(writer))))
+    await client.start_server()
+    try:
+        t = new_trace_id()
+        first = asyncio.ensure_future(client.post(
+            "/v1/traces", data=traces_request([span(t, new_span_id(), "a", {})]).SerializeToString(),
+            headers={"Content-Type": PB},
+        ))  # fmt: skip
+        await asyncio.sleep(0.2)
+        resp = await client.post(
+            "/v1/traces", json={"resourceSpans": [{"scopeSpans": [{"spans": [
+                {"traceId": t.hex(), "spanId": new_span_id().hex(), "name": "b"}]}]}]},
+        )  # fmt: skip
+        assert resp.status == 503 and int(resp.headers["Retry-After"]) >= 1
+        assert "busy" in (await resp.json())["message"]
+        writer.start()
+        assert (await first).status == 200
+    finally:
+        await client.close()
+        await asyncio.to_thread(writer.close)
+        db.close()

@@ -89,3 +89,39 @@ def test_killed_job_becomes_lost(tmp_path: Path) -> None:
         assert job["last_seen"] is not None
     finally:
         server.stop()
+
+
+async def test_websocket_follows_a_job_and_the_jobs_list(server: ServerProcess) -> None:
+    import aiohttp
+
+    app = server.start_app("long_job", "1", "5")
+    assert app.stdout is not None
+    job_id = app.stdout.readline().strip()
+    server.wait_for(f"/api/jobs/{job_id}", lambda j: j["status"] == "running", timeout_s=10)
+    ws_base = server.api.replace("http://", "ws://")
+    messages: list[dict[str, object]] = []
+    job_events: list[dict[str, object]] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        async with (
+            session.ws_connect(f"{ws_base}/api/jobs/ws") as jobs_ws,
+            session.ws_connect(f"{ws_base}/api/jobs/{job_id}/ws?level=info") as job_ws,
+        ):
+            async for msg in job_ws:
+                body = msg.json()
+                messages.append(body)
+                if body["event"] == "end":
+                    break
+            while True:
+                body = await jobs_ws.receive_json(timeout=10)
+                job_events.append(body)
+                if body["data"]["id"] == job_id and body["data"]["status"] == "completed":
+                    break
+    assert app.wait(30) == 0
+    logs = [m["data"]["message"] for m in messages if m["event"] == "log"]  # type: ignore[index]
+    assert logs == [f"line 0.{i}" for i in range(5)]
+    assert messages[-1] == {
+        "event": "end",
+        "id": messages[-1]["id"],
+        "data": {"status": "completed"},
+    }
+    assert all(e["event"] == "job" for e in job_events)
