@@ -7,6 +7,7 @@ protocol's status codes from the single table there.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -94,6 +95,9 @@ class Ingestor:
             raise Overloaded("server is above its memory limit, retry later")
         request = self.parse(kind, body, json=json)
         decoded = _DECODE[kind](request)
+        decoded.batch.request_digest = hashlib.blake2b(
+            body, digest_size=16, person=kind.encode()
+        ).digest()
         n = decoded.batch.record_count
         self.stats.received[kind] += n + decoded.rejected
         self.stats.rejected[kind] += decoded.rejected

@@ -33,7 +33,7 @@ from jobtrail.collector import (
 from jobtrail.config import ServerConfig
 from jobtrail.selfmetrics import metrics_handler
 from jobtrail.storage import Database
-from jobtrail.storage.maintenance import mark_lost
+from jobtrail.storage.maintenance import forget_old_requests, mark_lost
 from jobtrail.storage.writer import BatchWriter, WriterClosed
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,16 @@ async def sweep_lost(
 ) -> None:
     """Mark jobs whose heartbeats stopped as lost, forever (cancel to stop)."""
     interval = max(0.5, min(lost_after_s / 4, 15.0))
+    next_forget = 0.0
+    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval)
+        if loop.time() >= next_forget:
+            next_forget = loop.time() + 3600
+            try:
+                await writer.run(forget_old_requests)
+            except WriterClosed:
+                return
         try:
             lost = await writer.run(lambda con: mark_lost(con, lost_after_s))
         except WriterClosed:

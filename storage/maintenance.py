@@ -27,3 +27,12 @@ def mark_lost(
         [cutoff],
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def forget_old_requests(con: duckdb.DuckDBPyConnection, *, keep_s: float = 86_400.0) -> int:
+    """Forget request digests older than ``keep_s`` (clients stop retrying long before)."""
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=keep_s)
+    rows = con.execute(
+        "DELETE FROM ingested_requests WHERE received_at < ? RETURNING 1", [cutoff]
+    ).fetchall()
+    return len(rows)

@@ -83,6 +83,8 @@ class Batch:
     metrics: pa.Table | None = None
     jobs: list[JobUpdate] = field(default_factory=list)
     steps: list[StepUpdate] = field(default_factory=list)
+    #: Digest of the Export request's body: a retried request (same bytes) is stored once.
+    request_digest: bytes | None = None
 
     @property
     def record_count(self) -> int:

@@ -162,8 +162,15 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE jobs ADD COLUMN attempts JSON")
 
 
+def _v3(con: duckdb.DuckDBPyConnection) -> None:
+    """Digests of stored Export requests, so a client's retry is not stored twice."""
+    con.execute(
+        "CREATE TABLE ingested_requests (digest BLOB PRIMARY KEY, received_at TIMESTAMP NOT NULL)"
+    )
+
+
 #: Ordered migrations; index + 1 is the schema version each one produces.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Tables users may query and that the API documents.

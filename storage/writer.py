@@ -125,6 +125,7 @@ class BatchWriter:
         self._linker = Linker(self._con)
         self.commits = 0
         self.records_stored = 0
+        self.duplicates_skipped = 0
         #: Commit latency histogram: counts per upper bound in seconds (cumulative on read).
         self.commit_seconds = CommitHistogram()
 
@@ -269,12 +270,46 @@ class BatchWriter:
         for item in group:
             item.loop.call_soon_threadsafe(_resolve, item.future, exc)
 
+    def _first_delivery(self, batches: list[Batch]) -> list[Batch]:
+        """Drop batches whose request was stored before (client retries); remember the rest.
+
+        The digests are written in the same transaction as the rows, so "stored" and
+        "remembered as stored" commit together, crash or not.
+        """
+        digests = [b.request_digest for b in batches if b.request_digest is not None]
+        if not digests:
+            return batches
+        seen = {
+            row[0]
+            for row in self._con.execute(
+                "SELECT digest FROM ingested_requests WHERE digest IN (SELECT unnest(?))",
+                [digests],
+            ).fetchall()
+        }
+        fresh: list[Batch] = []
+        new: list[bytes] = []
+        for batch in batches:
+            digest = batch.request_digest
+            if digest is not None:
+                if digest in seen:
+                    self.duplicates_skipped += 1
+                    continue
+                seen.add(digest)
+                new.append(digest)
+            fresh.append(batch)
+        if new:
+            self._con.execute(
+                "INSERT INTO ingested_requests SELECT unnest(?), now()::TIMESTAMP", [new]
+            )
+        return fresh
+
     def _store(self, batches: list[Batch]) -> CommitInfo:
         started = time.perf_counter()
         con = self._con
         info = CommitInfo()
         con.execute("BEGIN TRANSACTION")
         try:
+            batches = self._first_delivery(batches)
             spans = _concat([b.spans for b in batches])
             if spans is not None:
                 con.register("_batch_spans", spans)

@@ -155,3 +155,23 @@ async def test_full_queue_is_unavailable_with_retry_info(tmp_path: Path) -> None
         await receiver.stop()
         await asyncio.to_thread(writer.close)
         db.close()
+
+
+async def test_a_retried_request_is_stored_once_even_across_restarts(tmp_path: Path) -> None:
+    t = new_trace_id()
+    traces = traces_request([span(t, new_span_id(), "job", {"job.type": "x"})])
+    logs = logs_request([log(t, None, "line", {"job.id": "j"}), log(t, None, "line", {"job.id": "j"})])
+    for _ in range(2):  # the second round is a restarted server on the same file
+        db = Database(tmp_path / "db.duckdb")
+        writer = BatchWriter(db)
+        writer.start()
+        receiver = OtlpGrpcReceiver(Ingestor(writer), port=0)
+        await receiver.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{receiver.port}") as channel:
+            for _ in range(2):
+                await trace_grpc.TraceServiceStub(channel).Export(traces)
+                await logs_grpc.LogsServiceStub(channel).Export(logs)
+        await receiver.stop()
+        await asyncio.to_thread(writer.close)
+        assert (_count(db, "spans"), _count(db, "logs"), _count(db, "jobs")) == (1, 2, 1)
+        db.close()
