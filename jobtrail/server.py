@@ -137,6 +137,7 @@ async def serve(
 ) -> None:
     """Run the server until ``stop`` is set or SIGTERM/SIGINT arrives."""
     from jobtrail.api import Broker, create_app
+    from jobtrail.api.web import add_web_routes
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -175,6 +176,7 @@ async def serve(
     broker = Broker(db)
     writer.add_listener(broker.on_commit)
     app = create_app(db, broker=broker)
+    add_web_routes(app)
     app.router.add_get("/metrics", metrics_handler(stats, writer, db))
     if cfg.api_auth and tokens is not None:
         app.middlewares.append(api_auth_middleware(tokens))
