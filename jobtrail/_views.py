@@ -8,11 +8,13 @@ takes the decoded JSON of one endpoint and prints it. User text is always wrappe
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -33,6 +35,7 @@ LEVEL_STYLES = {
     "error": "bold red",
     "fatal": "bold white on red",
 }
+_ACTIVE_STATUSES = frozenset({"pending", "running", "retrying"})
 _SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -201,6 +204,20 @@ def render_job(console: Console, job: dict[str, Any]) -> None:
         console.print(Panel(Text(result), title="Result", title_align="left", expand=False))
 
 
+def print_log(console: Console, record: dict[str, Any]) -> None:
+    """One log record: time, level (coloured), step, message, data, then any stack trace."""
+    line = Text(_time(record.get("time"), ms=True) + " ", style="dim")
+    line.append_text(_level(record.get("level")))
+    if record.get("step"):
+        line.append(f" [{record['step']}]", style="cyan")
+    line.append(" " + (record.get("message") or record.get("event_name") or ""))
+    if record.get("data"):
+        line.append("  " + _data(record["data"]), style="dim")
+    console.print(line, soft_wrap=True)
+    if record.get("stack_trace"):
+        console.print(Text(record["stack_trace"].rstrip(), style="red dim"))
+
+
 def render_logs(limit: int) -> Callable[[Console, dict[str, Any]], None]:
     """A renderer of log pages that hints at ``--after-id`` when ``limit`` was reached."""
 
@@ -210,20 +227,82 @@ def render_logs(limit: int) -> Callable[[Console, dict[str, Any]], None]:
             console.print("No log records match.")
             return
         for record in logs:
-            line = Text(_time(record.get("time"), ms=True) + " ", style="dim")
-            line.append_text(_level(record.get("level")))
-            if record.get("step"):
-                line.append(f" [{record['step']}]", style="cyan")
-            line.append(" " + (record.get("message") or record.get("event_name") or ""))
-            if record.get("data"):
-                line.append("  " + _data(record["data"]), style="dim")
-            console.print(line, soft_wrap=True)
-            if record.get("stack_trace"):
-                console.print(Text(record["stack_trace"].rstrip(), style="red dim"))
+            print_log(console, record)
         if len(logs) >= limit and page.get("next_after_id") is not None:
             console.print(Text(f"More records: --after-id {page['next_after_id']}", style="dim"))
 
     return render
+
+
+def _elapsed(job: dict[str, Any], now: datetime) -> str:
+    if job.get("duration_ms") is not None:
+        return duration(job["duration_ms"])
+    try:
+        started = datetime.fromisoformat(job["started_at"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return duration(max(0.0, (now - started).total_seconds() * 1000))
+
+
+def render_watch(
+    jobs: Sequence[dict[str, Any]], *, note: str = "", now: datetime | None = None
+) -> Table:
+    """The live table of ``jobtrail jobs --watch``: progress bars, current step, elapsed time."""
+    now = now or datetime.now(UTC)
+    active = sum(j.get("status") in _ACTIVE_STATUSES for j in jobs)
+    table = Table(
+        title=f"Running jobs ({active})",
+        title_justify="left",
+        header_style="bold",
+        caption=note,
+        caption_justify="left",
+        caption_style="dim",
+    )
+    for name in ("ID", "Name", "Type", "Status", "Progress", "", "Step", "Elapsed"):
+        table.add_column(name, overflow="ellipsis", no_wrap=True, justify="left")
+    if not jobs:
+        table.add_row("", Text("No running jobs.", style="dim"))
+    for job in jobs:
+        status = job.get("status")
+        progress = job.get("progress")
+        running = status in _ACTIVE_STATUSES
+        bar = ProgressBar(
+            total=100.0,
+            completed=float(progress or (0 if running else 100)),
+            width=20,
+            pulse=running and progress is None,
+            complete_style="cyan" if running else STATUS_STYLES.get(status or "", "cyan"),
+        )
+        table.add_row(
+            Text(job["id"]),
+            Text(job.get("name") or ""),
+            Text(job.get("type") or ""),
+            _status(status),
+            bar,
+            "" if progress is None else f"{progress:.0f}%",
+            Text((job.get("current_step") or "") if running else ""),
+            _elapsed(job, now),
+        )
+    return table
+
+
+def render_final(console: Console, job: dict[str, Any]) -> None:
+    """The last line of ``jobtrail logs --follow``: the job's final status (and error)."""
+    line = Text("Job ", style="bold")
+    line.append(job.get("name") or job["id"], style="bold")
+    if job.get("name"):
+        line.append(f" ({job['id']})", style="dim")
+    line.append(" ")
+    line.append_text(_status(job.get("status")))
+    if job.get("duration_ms") is not None:
+        line.append(f" in {duration(job['duration_ms'])}")
+    if job.get("cancel_reason"):
+        line.append(f": {job['cancel_reason']}", style="magenta")
+    console.print(line, soft_wrap=True)
+    if job.get("error"):
+        console.print(Text(job["error"].rstrip(), style="bold red"), soft_wrap=True)
 
 
 def render_stats(console: Console, stats: dict[str, Any]) -> None:

@@ -71,12 +71,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_jobs(args: argparse.Namespace) -> int:
     from jobtrail import client
 
+    if args.watch and (args.status or args.q):
+        print("jobtrail: --watch shows active jobs; it takes --type only", file=sys.stderr)
+        return 2
     return client.cmd_jobs(
         _api_url(args),
         type=args.type,
         status=args.status,
         q=args.q,
         limit=args.limit,
+        watch=args.watch,
         json_output=args.json,
     )
 
@@ -91,7 +95,13 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     from jobtrail import client
 
     return client.cmd_logs(
-        _api_url(args), args.id, level=args.level, step=args.step, q=args.q, json_output=args.json
+        _api_url(args),
+        args.id,
+        level=args.level,
+        step=args.step,
+        q=args.q,
+        follow=args.follow,
+        json_output=args.json,
     )
 
 
@@ -138,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", help="comma list, e.g. failed,running")
     p.add_argument("-q", dest="q", help="text search")
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument(
+        "-w", "--watch", action="store_true",
+        help="live table of running jobs until Ctrl-C (with --json: one line per job event)",
+    )  # fmt: skip
     api_args(p)
     p.set_defaults(func=_cmd_jobs)
 
@@ -151,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", help="comma list: debug,info,success,warn,error,fatal")
     p.add_argument("--step")
     p.add_argument("-q", dest="q", help="text search")
+    p.add_argument(
+        "-f", "--follow", action="store_true",
+        help="keep printing new records until the job ends; exit 0 if it completed, else 1",
+    )  # fmt: skip
     api_args(p)
     p.set_defaults(func=_cmd_logs)
 

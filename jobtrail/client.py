@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
@@ -21,13 +22,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 
 from jobtrail._views import render_job, render_jobs, render_logs, render_stats
 
 _DEFAULT_TIMEOUT_S = 10.0
+_STREAM_TIMEOUT_S = 45.0  # above the server's 15 s keepalive
 _TOKEN_ENV = "JOBTRAIL_TOKEN"
 
 
@@ -70,21 +72,65 @@ class ApiClient:
             ApiError: The API answered with an error status.
             ApiUnreachable: No answer.
         """
+        with self._open(path, params, accept="application/json") as response:
+            try:
+                return json.load(response)
+            except (OSError, ValueError) as exc:
+                raise self._unreachable(exc) from None
+
+    def open_stream(
+        self,
+        path: str,
+        *,
+        last_event_id: int | None = None,
+        timeout_s: float = _STREAM_TIMEOUT_S,
+        **params: Any,
+    ) -> http.client.HTTPResponse:
+        """Open a Server-Sent Events stream; the caller reads (and closes) the response.
+
+        ``timeout_s`` bounds each read, so keep it above the server's keepalive interval.
+
+        Example:
+            >>> with ApiClient(url).open_stream("/api/jobs/stream") as resp:  # doctest: +SKIP
+            ...     first_line = resp.readline()
+
+        Raises:
+            ApiError: The API answered with an error status.
+            ApiUnreachable: No answer.
+        """
+        headers = {"Cache-Control": "no-cache"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        return self._open(
+            path, params, accept="text/event-stream", headers=headers, timeout_s=timeout_s
+        )
+
+    def _open(
+        self,
+        path: str,
+        params: dict[str, Any],
+        *,
+        accept: str,
+        headers: dict[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> http.client.HTTPResponse:
         query = {k: _param(v) for k, v in params.items() if v is not None and v is not False}
         url = self.base_url + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        request = urllib.request.Request(url, headers={"Accept": accept, **(headers or {})})
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
+        timeout = self.timeout_s if timeout_s is None else timeout_s
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
-                return json.load(response)
+            response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
         except urllib.error.HTTPError as exc:
             raise _api_error(exc) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ApiUnreachable(
-                f"cannot reach the jobtrail API at {self.base_url}: {reason}"
-            ) from None
+            raise self._unreachable(exc) from None
+        return cast(http.client.HTTPResponse, response)
+
+    def _unreachable(self, exc: Exception) -> ApiUnreachable:
+        reason = getattr(exc, "reason", exc)
+        return ApiUnreachable(f"cannot reach the jobtrail API at {self.base_url}: {reason}")
 
     def job(self, job_id: str) -> Any:
         """``GET /api/jobs/{id}``."""
@@ -126,6 +172,18 @@ def _emit_json(console: Console, data: Any) -> None:
     console.file.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def report_error(exc: ApiError | ApiUnreachable) -> int:
+    """Print ``exc`` as one line on stderr; the exit code (1 API error, 2 unreachable)."""
+    if isinstance(exc, ApiError):
+        print(f"jobtrail: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"jobtrail: {exc} (is `jobtrail serve` running? set --api or $JOBTRAIL_API)",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def _run(
     console: Console | None,
     render: Callable[[Console, Any], None],
@@ -136,15 +194,8 @@ def _run(
     out = console or Console()
     try:
         data = fetch()
-    except ApiError as exc:
-        print(f"jobtrail: {exc}", file=sys.stderr)
-        return 1
-    except ApiUnreachable as exc:
-        print(
-            f"jobtrail: {exc} (is `jobtrail serve` running? set --api or $JOBTRAIL_API)",
-            file=sys.stderr,
-        )
-        return 2
+    except (ApiError, ApiUnreachable) as exc:
+        return report_error(exc)
     if json_output:
         _emit_json(out, data)
     else:
@@ -168,12 +219,13 @@ def cmd_jobs(
     parent: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    watch: bool = False,
     json_output: bool = False,
     console: Console | None = None,
     token: str | None = None,
     timeout_s: float = _DEFAULT_TIMEOUT_S,
 ) -> int:
-    """Print recent jobs, newest first (``GET /api/jobs``).
+    """Print recent jobs, newest first (``GET /api/jobs``), or watch the running ones.
 
     Args:
         base_url: The API's base URL.
@@ -187,15 +239,21 @@ def cmd_jobs(
         parent: Only children of this job id; ``none`` for top-level jobs.
         limit: Page size (1-1000).
         cursor: ``next_cursor`` of a previous page (printed under the table).
+        watch: Show a live table of running and pending jobs (filtered by ``type`` only)
+            until Ctrl-C; with ``json_output``, one JSON line per job event instead.
         json_output: Print the API's JSON instead of a table.
         console: Where to print (tests); default stdout.
         token: Bearer token (default ``$JOBTRAIL_TOKEN``).
         timeout_s: HTTP timeout.
 
     Returns:
-        0 on success, 1 on an API error, 2 when the API is unreachable.
+        0 on success, 1 on an API error, 2 when the API is unreachable, 130 after Ctrl-C.
     """
     api = ApiClient(base_url, token=token, timeout_s=timeout_s)
+    if watch:
+        from jobtrail._follow import watch_jobs
+
+        return watch_jobs(api, type=type, json_output=json_output, console=console)
     params = {
         "type": type,
         "status": status,
@@ -247,12 +305,13 @@ def cmd_logs(
     after_id: int | None = None,
     limit: int = 1000,
     events: bool = False,
+    follow: bool = False,
     json_output: bool = False,
     console: Console | None = None,
     token: str | None = None,
     timeout_s: float = _DEFAULT_TIMEOUT_S,
 ) -> int:
-    """Print a job's log records in order (``GET /api/jobs/{id}/logs``).
+    """Print a job's log records in order (``GET /api/jobs/{id}/logs``), or follow them.
 
     Args:
         base_url: The API's base URL.
@@ -263,6 +322,9 @@ def cmd_logs(
         after_id: Only records after this id (continue where a previous call stopped).
         limit: Most records to fetch (1-10000).
         events: Include lifecycle records (``job.started``, ``job.progress``, ...).
+        follow: Print the records so far, then new ones as they arrive until the job ends,
+            then its final status (``after_id`` and ``limit`` are ignored). With
+            ``json_output``, one JSON line per record, then the job as the last line.
         json_output: Print the API's JSON instead of log lines.
         console: Where to print (tests); default stdout.
         token: Bearer token (default ``$JOBTRAIL_TOKEN``).
@@ -270,8 +332,17 @@ def cmd_logs(
 
     Returns:
         0 on success, 1 on an API error (unknown job, bad level), 2 when unreachable.
+        When following: 0 if the job completed, 1 if it failed, was cancelled or is lost,
+        130 after Ctrl-C.
     """
     api = ApiClient(base_url, token=token, timeout_s=timeout_s)
+    if follow:
+        from jobtrail._follow import follow_logs
+
+        return follow_logs(
+            api, job_id, level=level, step=step, q=q, events=events,
+            json_output=json_output, console=console,
+        )  # fmt: skip
     params = {
         "level": level,
         "step": step,
