@@ -10,7 +10,7 @@ import pytest
 from e2e.harness import ServerProcess
 from playwright.sync_api import Page, expect
 
-from web.pages import start_web_app, wait_until
+from web.pages import run_web_app, start_web_app, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +92,19 @@ def test_running_job_is_tailed_live_with_autoscroll(
         if app.stderr:
             app.stderr.close()
     assert app.returncode == 0
+
+
+@pytest.mark.parametrize("transport", ["stream", "polling"])
+def test_logs_page_tails_new_records(page: Page, web_server: ServerProcess, transport: str) -> None:
+    """The logs page follows new records, over SSE or (stream blocked) by polling."""
+    if transport == "polling":
+        page.route("**/api/logs/stream*", lambda route: route.abort())
+    page.goto(f"{web_server.api}/#/logs?type=system&category=web.tail")
+    indicator = page.locator(".live-indicator")
+    expect(indicator).to_have_attribute(
+        "data-state", "live" if transport == "stream" else "polling"
+    )
+    message = f"tailed over {transport}"
+    run_web_app(web_server, "app_log", message)
+    expect(page.locator(".log-row", has_text=message)).to_be_visible()
+    expect(page.locator(".log-row")).to_have_count(1)
