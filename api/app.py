@@ -109,6 +109,10 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
         await broker.stop()
 
 
+async def _end_streams(app: web.Application) -> None:
+    app[BROKER_KEY].end_streams()
+
+
 def create_app(
     db: Database,
     *,
@@ -141,6 +145,7 @@ def create_app(
     if broker is not None:
         app[BROKER_KEY] = broker
         app.cleanup_ctx.append(_broker_ctx)
+        app.on_shutdown.append(_end_streams)
         app.router.add_routes(stream_routes)  # before /api/jobs/{id}, which would match them
     app.router.add_routes(routes)
     if extra_routes is not None:

@@ -83,15 +83,24 @@ class Broker:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._dispatch(), name="jobtrail-broker")
 
+    def end_streams(self) -> None:
+        """Tell every subscriber to go (a ``resume`` event): the server is shutting down.
+
+        Runs at the start of shutdown so open streams end at once instead of holding the
+        shutdown until their next keep-alive finds the client gone.
+        """
+        for sub in list(self._subscribers):
+            while not sub.queue.empty():
+                sub.queue.get_nowait()
+            sub.queue.put_nowait(None)
+
     async def stop(self) -> None:
         """Stop dispatching and end every subscriber's stream."""
+        self.end_streams()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for sub in list(self._subscribers):
-            with contextlib.suppress(asyncio.QueueFull):
-                sub.queue.put_nowait(None)
 
     def on_commit(self, info: CommitInfo) -> None:
         """Writer-thread callback: hand the commit to the event loop (never blocks)."""
