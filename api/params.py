@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 from multidict import MultiMapping
 
-from jobtrail.storage.queries import InvalidParameter
+from jobtrail.semconv import LEVELS
+from jobtrail.storage.queries import InvalidParameter, LogFilter
 
 Query = MultiMapping[str]
 
@@ -145,3 +146,23 @@ def get_range(query: Query, *, now: datetime) -> tuple[datetime | None, datetime
     if since is not None and until is not None and until <= since:
         raise InvalidParameter("must be later than since", name="until")
     return since, until
+
+
+LOG_KINDS = ("job", "step", "system")
+
+
+def log_filter(query: Query, *, with_range: bool) -> LogFilter:
+    """The log filter of ``/api/logs`` (and its live tail, which has no time range)."""
+    since, until = get_range(query, now=utcnow()) if with_range else (None, None)
+    return LogFilter(
+        levels=get_list(query, "level", LEVELS),
+        kinds=get_list(query, "type", LOG_KINDS),
+        categories=get_list(query, "category"),
+        job_id=get_str(query, "job"),
+        step=get_str(query, "step"),
+        service=get_str(query, "service"),
+        since=since,
+        until=until,
+        q=get_str(query, "q"),
+        include_events=get_bool(query, "events"),
+    )

@@ -131,19 +131,7 @@ async def list_logs(request: web.Request) -> web.Response:
     """All logs (job, step and system), newest page or after ``after_id``."""
     q = request.query
     p.check_known(q, _LOG_PARAMS)
-    since, until = p.get_range(q, now=p.utcnow())
-    flt = queries.LogFilter(
-        levels=p.get_list(q, "level", LEVELS),
-        kinds=p.get_list(q, "type", _LOG_KINDS),
-        categories=p.get_list(q, "category"),
-        job_id=p.get_str(q, "job"),
-        step=p.get_str(q, "step"),
-        service=p.get_str(q, "service"),
-        since=since,
-        until=until,
-        q=p.get_str(q, "q"),
-        include_events=p.get_bool(q, "events"),
-    )
+    flt = p.log_filter(q, with_range=True)
     page = await request.app[READER_KEY].run(
         queries.list_logs,
         flt,

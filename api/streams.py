@@ -161,16 +161,7 @@ def _job_stream(request: web.Request) -> AsyncIterator[Event | None]:
 def _logs_stream(request: web.Request) -> AsyncIterator[Event | None]:
     q = request.query
     p.check_known(q, _LOG_STREAM_PARAMS)
-    flt = queries.LogFilter(
-        levels=p.get_list(q, "level", LEVELS),
-        kinds=p.get_list(q, "type", _LOG_KINDS),
-        categories=p.get_list(q, "category"),
-        job_id=p.get_str(q, "job"),
-        step=p.get_str(q, "step"),
-        service=p.get_str(q, "service"),
-        q=p.get_str(q, "q"),
-        include_events=p.get_bool(q, "events"),
-    )
+    flt = p.log_filter(q, with_range=False)
     return _live(
         request, "logs", lambda e: e.kind == "log" and log_matches(flt, e.data),
         flt=flt, after_id=_last_event_id(request),

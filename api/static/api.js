@@ -1,0 +1,85 @@
+// The JSON API client: one fetch wrapper, errors as ApiError with a kind the views can
+// turn into a readable state ("offline", "not_found", "auth", "http").
+
+const TOKEN_KEY = "jobtrail.token";
+
+export class ApiError extends Error {
+  constructor(message, { kind, status = 0, code = null } = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.kind = kind;
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** The bearer token for servers started with API auth (kept in this browser only). */
+export function getToken() {
+  try {
+    return localStorage.getItem(TOKEN_KEY) || "";
+  } catch {
+    return "";
+  }
+}
+
+export function setToken(token) {
+  try {
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // storage disabled: the token lasts until reload
+  }
+}
+
+/** "/api/jobs" + {status: "failed", q: ""} -> "/api/jobs?status=failed" (empty values dropped). */
+export function apiUrl(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value === null || value === undefined || value === "") continue;
+    query.set(key, Array.isArray(value) ? value.join(",") : String(value));
+  }
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+/** GET a JSON resource; throws ApiError. `signal` aborts (the error is then an AbortError). */
+export async function getJson(path, params = {}, { signal } = {}) {
+  const headers = { Accept: "application/json" };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(apiUrl(path, params), { headers, signal, cache: "no-store" });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError("Cannot reach the jobtrail server. Is `jobtrail serve` running?", {
+      kind: "offline",
+    });
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    // not JSON (a proxy's error page): handled below by status
+  }
+  if (response.ok && body !== null) return body;
+  const message = body?.error?.message || `${response.status} ${response.statusText}`;
+  const code = body?.error?.code || null;
+  const kind =
+    response.status === 404 ? "not_found"
+    : response.status === 401 || response.status === 403 ? "auth"
+    : response.status >= 500 ? "server"
+    : "http";
+  throw new ApiError(message, { kind, status: response.status, code });
+}
+
+export const api = {
+  jobs: (params, opts) => getJson("/api/jobs", params, opts),
+  job: (id, opts) => getJson(`/api/jobs/${encodeURIComponent(id)}`, {}, opts),
+  jobLogs: (id, params, opts) =>
+    getJson(`/api/jobs/${encodeURIComponent(id)}/logs`, params, opts),
+  logs: (params, opts) => getJson("/api/logs", params, opts),
+  stats: (params, opts) => getJson("/api/stats", params, opts),
+  trace: (traceId, opts) => getJson(`/api/traces/${encodeURIComponent(traceId)}`, {}, opts),
+};
