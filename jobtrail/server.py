@@ -84,13 +84,13 @@ def _warn_if_exposed(cfg: ServerConfig) -> None:
 
 
 def api_auth_middleware(tokens: TokenAuth) -> Any:
-    """Require a bearer token on every API route but the health checks."""
+    """Require a bearer token on every API route; health checks and the page's static files
+    (which hold no data — the page asks for the token) stay open."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path in ("/healthz", "/readyz") or tokens.allows(
-            request.headers.get("Authorization")
-        ):
+        public = request.path in ("/", "/healthz", "/readyz") or request.path.startswith("/static/")
+        if public or tokens.allows(request.headers.get("Authorization")):
             return await handler(request)
         return web.json_response(
             {"error": {"code": "unauthenticated", "message": "missing or invalid bearer token"}},
@@ -214,8 +214,10 @@ async def serve(
             f"jobtrail: API and web page on {endpoints.api}",
             flush=True,
         )
-        if ready_file:
-            Path(ready_file).write_text(json.dumps(endpoints.as_dict()))
+        if ready_file:  # written whole, then renamed: a reader never sees half of it
+            tmp = Path(f"{ready_file}.tmp")
+            tmp.write_text(json.dumps(endpoints.as_dict()))
+            tmp.replace(ready_file)
         if demo:
             demo_proc = subprocess.Popen(  # noqa: S603 - our own CLI
                 [sys.executable, "-m", "jobtrail", "demo", "--endpoint", endpoints.grpc]

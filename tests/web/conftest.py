@@ -23,7 +23,14 @@ def web_server(
 ) -> Iterator[ServerProcess]:
     """A real server for the module (after ``browser``, so a missing Chromium skips first)."""
     srv = ServerProcess(tmp_path_factory.mktemp("web"))
-    srv.start()
+    try:
+        srv.start()
+    except BaseException:
+        if srv.proc is not None:  # started but never became ready: do not leave it behind
+            srv.proc.kill()
+            srv.proc.wait()
+            srv.log.close()
+        raise
     try:
         yield srv
     finally:
