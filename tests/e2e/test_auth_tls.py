@@ -101,6 +101,7 @@ def test_http_and_api_need_token(secure_server: ServerProcess) -> None:
     assert _request(f"{secure_server.api}/metrics", ctx, None) == 401
     assert _request(f"{secure_server.api}/metrics", ctx, TOKEN) == 200
     assert _request(f"{secure_server.api}/healthz", ctx, None) == 200
+    assert _request(f"{secure_server.api}/", ctx, None) == 200, "the page loads, then asks for the token"
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{secure_server.api}/healthz", timeout=10)  # noqa: S310 - untrusted cert
     req = urllib.request.Request(
