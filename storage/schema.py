@@ -163,9 +163,12 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v3(con: duckdb.DuckDBPyConnection) -> None:
-    """Digests of stored Export requests, so a client's retry is not stored twice."""
+    """Digests of stored Export requests, so a client's retry is not stored twice.
+
+    No index: the writer checks digests in memory and reads this table only at start.
+    """
     con.execute(
-        "CREATE TABLE ingested_requests (digest BLOB PRIMARY KEY, received_at TIMESTAMP NOT NULL)"
+        "CREATE TABLE ingested_requests (digest BLOB NOT NULL, received_at TIMESTAMP NOT NULL)"
     )
 
 

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -32,6 +33,8 @@ T = TypeVar("T")
 _DEFAULT_MAX_GROUP_RECORDS = 50_000
 _DEFAULT_MAX_QUEUED_RECORDS = 500_000
 _DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024
+#: Request digests kept in memory for retry detection (SDK retries come within minutes).
+_RECENT_DIGESTS = 200_000
 
 
 class WriterOverloaded(RuntimeError):
@@ -126,6 +129,8 @@ class BatchWriter:
         self.commits = 0
         self.records_stored = 0
         self.duplicates_skipped = 0
+        self._recent: OrderedDict[bytes, None] = OrderedDict()
+        self._pending_digests: list[bytes] = []
         #: Commit latency histogram: counts per upper bound in seconds (cumulative on read).
         self.commit_seconds = CommitHistogram()
 
@@ -203,6 +208,7 @@ class BatchWriter:
 
     def _run(self) -> None:
         self._linker.load_pending()
+        self._load_digests()
         stopping = False
         while not stopping:
             first = self._queue.get()
@@ -273,35 +279,40 @@ class BatchWriter:
     def _first_delivery(self, batches: list[Batch]) -> list[Batch]:
         """Drop batches whose request was stored before (client retries); remember the rest.
 
-        The digests are written in the same transaction as the rows, so "stored" and
-        "remembered as stored" commit together, crash or not.
+        Digests are checked in memory (the most recent :data:`_RECENT_DIGESTS`, reloaded
+        from the table at start) and written in the same transaction as the rows, so
+        "stored" and "remembered as stored" commit together, crash or not.
         """
-        digests = [b.request_digest for b in batches if b.request_digest is not None]
-        if not digests:
-            return batches
-        seen = {
-            row[0]
-            for row in self._con.execute(
-                "SELECT digest FROM ingested_requests WHERE digest IN (SELECT unnest(?))",
-                [digests],
-            ).fetchall()
-        }
         fresh: list[Batch] = []
         new: list[bytes] = []
         for batch in batches:
             digest = batch.request_digest
             if digest is not None:
-                if digest in seen:
+                if digest in self._recent or digest in new:
                     self.duplicates_skipped += 1
                     continue
-                seen.add(digest)
                 new.append(digest)
             fresh.append(batch)
         if new:
             self._con.execute(
                 "INSERT INTO ingested_requests SELECT unnest(?), now()::TIMESTAMP", [new]
             )
+            self._pending_digests = new
         return fresh
+
+    def _remember_digests(self) -> None:
+        for digest in self._pending_digests:
+            self._recent[digest] = None
+        self._pending_digests = []
+        while len(self._recent) > _RECENT_DIGESTS:
+            self._recent.popitem(last=False)
+
+    def _load_digests(self) -> None:
+        rows = self._con.execute(
+            "SELECT digest FROM ingested_requests ORDER BY received_at DESC LIMIT ?",
+            [_RECENT_DIGESTS],
+        ).fetchall()
+        self._recent = OrderedDict((row[0], None) for row in reversed(rows))
 
     def _store(self, batches: list[Batch]) -> CommitInfo:
         started = time.perf_counter()
@@ -338,8 +349,10 @@ class BatchWriter:
         except BaseException:
             con.execute("ROLLBACK")
             self._linker.rollback()
+            self._pending_digests = []
             raise
         self._linker.commit()
+        self._remember_digests()
         info.commit_s = time.perf_counter() - started
         self.commit_seconds.observe(info.commit_s)
         self.commits += 1
