@@ -26,6 +26,7 @@ from jobtrail.api._keys import (
 from jobtrail.api._reader import QueryTimeout, Reader
 from jobtrail.api.broker import Broker
 from jobtrail.api.routes import error_body, json_response, routes
+from jobtrail.api.sql_routes import sql_routes
 from jobtrail.api.streams import stream_routes
 from jobtrail.storage import Database, DatabaseError
 from jobtrail.storage.queries import InvalidParameter, JobNotFound, NotFound, TraceNotFound
@@ -148,6 +149,7 @@ def create_app(
         app.on_shutdown.append(_end_streams)
         app.router.add_routes(stream_routes)  # before /api/jobs/{id}, which would match them
     app.router.add_routes(routes)
+    app.router.add_routes(sql_routes)
     if extra_routes is not None:
         app.router.add_routes(extra_routes)
     return app

@@ -111,6 +111,19 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return client.cmd_stats(_api_url(args), type=args.type, since=args.since, json_output=args.json)
 
 
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from jobtrail._sql_cli import cmd_sql, parse_param
+
+    return cmd_sql(
+        _api_url(args),
+        args.sql,
+        params=[parse_param(v) for v in args.param],
+        limit=args.limit,
+        fmt=args.format,
+        output=args.output,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (public so the docs and tests can list the commands)."""
     parser = argparse.ArgumentParser(
@@ -177,6 +190,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="RFC 3339 time")
     api_args(p)
     p.set_defaults(func=_cmd_stats)
+
+    p = sub.add_parser(
+        "sql", help="run one read-only SELECT through the server (tables: docs/schema.md)"
+    )
+    p.add_argument("sql", help='e.g. "SELECT status, count(*) FROM jobs GROUP BY ALL"; - = stdin')
+    p.add_argument(
+        "-p", "--param", action="append", default=[],
+        help="value for the next ? / $1 placeholder (JSON if it parses, else text); repeatable",
+    )  # fmt: skip
+    p.add_argument("--limit", type=int, help="most rows (server default 1000, max 100000)")
+    p.add_argument("--format", choices=("table", "json", "csv", "parquet"), default="table")
+    p.add_argument("-o", "--output", help="write to this file (required for parquet)")
+    p.add_argument("--api", help=f"API base URL (default $JOBTRAIL_API or {_DEFAULT_API})")
+    p.set_defaults(func=_cmd_sql)
+    from jobtrail._run import add_run_parser
+
+    add_run_parser(sub)
     return parser
 
 

@@ -312,13 +312,17 @@ def run_sql(
     started = time.perf_counter()
     try:
         interrupter.attach(own)
+        if interrupter.fired:  # stopped before it started
+            raise SqlTimeout(timeout_s=timeout_s)
         own.execute("BEGIN TRANSACTION READ ONLY")
         timer.start()
         values = _params(params)
         own.execute(sql, values)
         description = own.description or []
         if any(_ZONED in str(d[1]) for d in description):
-            own.execute(_in_utc(sql, description), values)
+            in_utc = _in_utc(sql, description)
+            check_sql(in_utc)  # the wrapper only adds casts; checked all the same
+            own.execute(in_utc, values)
         rows = own.fetchmany(limit + 1)
         elapsed_ms = (time.perf_counter() - started) * 1000
     except duckdb.InterruptException:
