@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ._agent import Agent
 from ._context import current_job, current_step
+from ._executor import context_executor
 from ._job import Job
 from ._stats import AgentStats
 from ._step import Step
@@ -32,13 +33,18 @@ __all__ = [
     "Job",
     "Step",
     "agent_stats",
+    "attach_job",
     "configure",
+    "context_executor",
     "current_job",
     "current_step",
+    "execute_job",
     "force_flush",
+    "instrument_logging",
     "job",
     "job_fn",
     "shutdown",
+    "start_job",
 ]
 
 #: The agent behind the module-level functions; it installs its providers as the OTel
@@ -51,3 +57,7 @@ job_fn = DEFAULT_AGENT.job_fn
 force_flush = DEFAULT_AGENT.force_flush
 shutdown = DEFAULT_AGENT.shutdown
 agent_stats = DEFAULT_AGENT.stats
+instrument_logging = DEFAULT_AGENT.instrument_logging
+execute_job = DEFAULT_AGENT.execute_job
+start_job = DEFAULT_AGENT.start_job
+attach_job = DEFAULT_AGENT.attach_job

@@ -11,7 +11,7 @@ import atexit
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from typing import Any, ParamSpec, TypeVar
 
@@ -22,11 +22,13 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from ._config import AgentConfig, probe_target, resolve_config
 from ._decorator import RetryPolicy, job_decorator
 from ._emitter import SCOPE_NAME, Emitter
+from ._execute import ExecuteMixin
 from ._heartbeat import Heartbeat
 from ._job import Job
-from ._logging_handler import JobtrailLoggingHandler
+from ._logging_handler import JobtrailLoggingHandler, find_exporting_handler
 from ._pipeline import Pipeline, build_pipeline
 from ._probe import PROBE_TIMEOUT_S, start_probe
+from ._propagation import inherited_parent
 from ._runtime import Runtime
 from ._stats import AgentStats, Counters
 
@@ -48,6 +50,15 @@ def _version() -> str:
         return ""
 
 
+def _level_number(level: int | str) -> int:
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelNamesMapping().get(str(level).upper())
+    if number is None:
+        raise ValueError(f"unknown logging level {level!r}")
+    return number
+
+
 @dataclass
 class _State:
     """Everything one ``configure()`` created, undone together by ``shutdown()``."""
@@ -55,10 +66,10 @@ class _State:
     config: AgentConfig
     runtime: Runtime
     pipeline: Pipeline | None = None
-    handler: logging.Handler | None = None
+    handlers: list[tuple[logging.Logger, logging.Handler]] = field(default_factory=list)
 
 
-class Agent:
+class Agent(ExecuteMixin):
     """One jobtrail pipeline: OTel providers, options, and the jobs started through it.
 
     An agent configures itself from the environment on first use; call :meth:`configure`
@@ -69,6 +80,8 @@ class Agent:
     Args:
         set_global: Install created providers as the OTel globals when none are set. The
             default agent does; explicit instances default to staying private.
+        console_fallback: Print records on stderr when the collector is unreachable at
+            configure (``jobtrail run`` turns this off to keep the command's output as is).
 
     Example:
         >>> from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
@@ -83,9 +96,10 @@ class Agent:
         True
     """
 
-    def __init__(self, *, set_global: bool = False) -> None:
+    def __init__(self, *, set_global: bool = False, console_fallback: bool = True) -> None:
         """Create an unconfigured agent (nothing starts until first use or configure)."""
         self._set_global = set_global
+        self._console_fallback = console_fallback
         self._lock = threading.RLock()
         self._counters = Counters()
         self._noop = Runtime.noop(self._counters)
@@ -204,18 +218,21 @@ class Agent:
         heartbeat = None
         if config.heartbeat_interval_s > 0:
             heartbeat = Heartbeat(config.heartbeat_interval_s, self._counters)
+        parent = inherited_parent()
         runtime = Runtime(
             tracer=pipeline.tracer_provider.get_tracer(SCOPE_NAME, version),
             emitter=Emitter(pipeline.logger_provider, version),
             counters=self._counters,
             max_data_len=config.max_data_len,
             heartbeat=heartbeat,
+            parent_context=parent.context,
+            parent_job_id=parent.job_id,
         )
         state = _State(config=config, runtime=runtime, pipeline=pipeline)
         if config.console:
             pipeline.enable_console()
         if config.capture_logging:
-            state.handler = self._install_handler(runtime)
+            self._install_handler(state, logging.getLogger(), logging.NOTSET)
         if pipeline.owns_tracer_provider or pipeline.owns_logger_provider:
             atexit.register(self._atexit)
         if pipeline.uses_otlp and not config.console:
@@ -231,25 +248,69 @@ class Agent:
             self._counters.set_endpoint_reachable(reachable)
             if not reachable:
                 with self._counters.guard("probe"):
-                    pipeline.enable_console()
+                    if self._console_fallback:
+                        pipeline.enable_console()
                     _logger.warning(
-                        "jobtrail: collector %s is not reachable; records also go to stderr",
+                        "jobtrail: collector %s is not reachable%s",
                         config.probe_endpoint,
+                        "; records also go to stderr" if self._console_fallback else "",
                     )
 
         start_probe(*target, on_result).join(PROBE_TIMEOUT_S)
 
     @staticmethod
-    def _install_handler(runtime: Runtime) -> logging.Handler | None:
-        root = logging.getLogger()
-        for existing in root.handlers:
-            # Ours (another agent) or an OTel handler already exports stdlib logging.
-            if type(existing).__module__.startswith(("opentelemetry", "jobtrail")):
-                _logger.debug("jobtrail: %r already captures logging; not adding ours", existing)
-                return None
-        handler = JobtrailLoggingHandler(runtime)
-        root.addHandler(handler)
-        return handler
+    def _install_handler(state: _State, logger: logging.Logger, level: int) -> None:
+        existing = find_exporting_handler(logger)
+        if existing is not None:
+            # Ours (another agent) or an OTel handler already exports these records.
+            _logger.debug("jobtrail: %r already captures logging; not adding ours", existing)
+            return
+        handler = JobtrailLoggingHandler(state.runtime, level)
+        logger.addHandler(handler)
+        state.handlers.append((logger, handler))
+
+    def instrument_logging(
+        self, level: int | str | None = logging.INFO, *, logger: logging.Logger | str | None = None
+    ) -> None:
+        """Export stdlib ``logging`` records: the one call that captures an app's logs.
+
+        Idempotent. Installs the agent's handler on ``logger`` (default: the root logger)
+        unless a jobtrail or OTel handler already receives its records (``configure``
+        installs one on the root logger unless ``capture_logging=False``), and makes sure
+        records at ``level`` get through: the handler's level becomes ``level`` and the
+        logger's is lowered to it if needed (never raised). Inside a job, records belong
+        to the job and step; outside, they are system logs with ``log.category`` (the
+        logger name) and ``log.source`` (``module:lineno``). ``exc_info`` becomes a stack
+        trace, ``extra`` fields become data.
+
+        Args:
+            level: Lowest level captured (``None``: leave levels alone).
+            logger: The logger (or its name) whose records to capture.
+
+        Raises:
+            ValueError: ``level`` is not a level name or number.
+
+        Example:
+            >>> import logging, jobtrail
+            >>> jobtrail.instrument_logging(logging.INFO)
+            >>> logging.getLogger("billing").info("invoice sent", extra={"invoice": 42})
+        """
+        target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
+        levelno = None if level is None else _level_number(level)
+        self._runtime()  # configure from the environment on first use
+        with self._lock, self._counters.guard("instrument_logging"):
+            state = self._state
+            if state is None or state.pipeline is None:
+                return
+            if not any(lg is target for lg, _ in state.handlers):
+                self._install_handler(state, target, logging.NOTSET)
+            if levelno is None:
+                return
+            for lg, handler in state.handlers:
+                if lg is target:
+                    handler.setLevel(levelno)
+            if target.getEffectiveLevel() > levelno:
+                target.setLevel(levelno)
 
     def _runtime(self) -> Runtime:
         state = self._state
@@ -409,8 +470,8 @@ class Agent:
             return True
         with self._counters.guard("shutdown"):
             atexit.unregister(self._atexit)
-            if state.handler is not None:
-                logging.getLogger().removeHandler(state.handler)
+            for logger, handler in state.handlers:
+                logger.removeHandler(handler)
             if state.runtime.heartbeat is not None:
                 state.runtime.heartbeat.stop()
             if state.pipeline is None:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "CURRENT_JOB",
     "CURRENT_STEP",
     "ContextTokens",
+    "ON_JOB_STARTED",
     "current_job",
     "current_step",
     "restore_context",
@@ -29,6 +31,11 @@ __all__ = [
 
 CURRENT_JOB: ContextVar[Job | None] = ContextVar("jobtrail_current_job", default=None)
 CURRENT_STEP: ContextVar[Step | None] = ContextVar("jobtrail_current_step", default=None)
+#: Called with every job started in this context (and contexts copied from it): how an
+#: HTTP middleware learns the id of a job a handler started, even in a background task.
+ON_JOB_STARTED: ContextVar[Callable[[Job], None] | None] = ContextVar(
+    "jobtrail_on_job_started", default=None
+)
 
 #: Exceptions that mean "stopped from outside": recorded as ``cancelled``, not ``failed``.
 CANCELLATION_EXCEPTIONS: tuple[type[BaseException], ...] = (

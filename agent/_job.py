@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import secrets
 import threading
+from collections.abc import Awaitable, Callable
 from contextvars import Token
 from types import TracebackType
 from typing import Any
@@ -39,6 +41,7 @@ from ._context import (
     CANCELLATION_EXCEPTIONS,
     CURRENT_JOB,
     CURRENT_STEP,
+    ON_JOB_STARTED,
     ContextTokens,
     restore_context,
 )
@@ -66,6 +69,16 @@ def _positive_int(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return number if number > 0 else None
+
+
+async def _run_step_async(step: Step, fn: Callable[[Step], Awaitable[Any]], reraise: bool) -> Any:
+    try:
+        async with step:
+            return await fn(step)
+    except Exception:
+        if reraise:
+            raise
+        return None
 
 
 class Job(Scope):
@@ -121,6 +134,7 @@ class Job(Scope):
         self._result: Any = _UNSET
         self._cancel_reason: str | None = None
         self._cancelled = False
+        self._failure: str | BaseException | None = None
         self._parent: Job | None = None
         self._tokens: ContextTokens = []
         self._otel_token: Token[Context] | None = None
@@ -181,6 +195,33 @@ class Job(Scope):
         """
         return Step(self, name, metadata)
 
+    def run_step(
+        self, name: str, fn: Callable[[Step], Any], /, *, reraise: bool = True, **metadata: Any
+    ) -> Any:
+        """Run ``fn(step)`` as a step; an exception fails the step (seed 003's ``RunStep``).
+
+        The failed step keeps the exception and its stack trace. With ``reraise=False``
+        the exception is swallowed ("recovered") and ``None`` returned, so the job goes
+        on; ``KeyboardInterrupt`` and cancellation always propagate. A coroutine function
+        makes ``run_step`` return an awaitable.
+
+        Example:
+            >>> import jobtrail
+            >>> with jobtrail.job("migrate vm", type="migration") as job:
+            ...     job.run_step("validate", lambda step: step.info("ok"))
+            ...     job.run_step("notify", lambda step: 1 / 0, reraise=False)
+        """
+        step = self.step(name, **metadata)
+        if inspect.iscoroutinefunction(fn):
+            return _run_step_async(step, fn, reraise)
+        try:
+            with step:
+                return fn(step)
+        except Exception:
+            if reraise:
+                raise
+            return None
+
     def progress(self, percent: float, /, step: str | None = None) -> None:
         """Report progress (clamped to 0-100) as a ``job.progress`` lifecycle record.
 
@@ -220,6 +261,22 @@ class Job(Scope):
         self._cancelled = True
         if reason is not None:
             self._cancel_reason = str(reason)
+
+    def fail(self, error: str | BaseException) -> None:
+        """Mark the job failed with ``error``; it ends as ``failed`` when its block exits.
+
+        For failures that are not Python exceptions (a command's exit code, an error an
+        API returned). A string becomes the job's error as is; an exception is recorded
+        with its stack trace. ``cancel`` wins over ``fail``.
+
+        Example:
+            >>> import jobtrail
+            >>> with jobtrail.job("rsync backup", type="backup") as job:
+            ...     job.fail("exit code 23")
+            >>> job.status
+            'failed'
+        """
+        self._failure = error if isinstance(error, BaseException) else str(error)
 
     # -- context manager ------------------------------------------------------------------
     def __enter__(self) -> Job:
@@ -281,10 +338,15 @@ class Job(Scope):
             attrs[JOB_OPERATION] = str(self._operation)
         if self._total_steps is not None:
             attrs[JOB_TOTAL_STEPS] = self._total_steps
-        if parent is not None and parent.id:
-            attrs[JOB_PARENT_ID] = parent.id
+        parent_id = parent.id if parent is not None else None
+        span_parent: Context | None = None
+        if parent is None and not trace.get_current_span().get_span_context().is_valid:
+            # A top-level job of a process started under a job (``jobtrail run``).
+            span_parent, parent_id = self._rt.parent_context, self._rt.parent_job_id
+        if parent_id:
+            attrs[JOB_PARENT_ID] = parent_id
         encode_data(self._metadata, self._rt.max_data_len, attrs, JOB_METADATA_PREFIX)
-        span = self._rt.tracer.start_span(self._name, attributes=attrs)
+        span = self._rt.tracer.start_span(self._name, context=span_parent, attributes=attrs)
         self._span = span
         span_context = span.get_span_context()
         if not self._id:
@@ -302,12 +364,14 @@ class Job(Scope):
             span=span,
             event_name=EVENT_JOB_STARTED,
         )
+        if (hook := ON_JOB_STARTED.get()) is not None:
+            hook(self)
 
     def _final_status(self, exc: BaseException | None) -> str:
         if self._cancelled:
             return "cancelled"
         if exc is None:
-            return "completed"
+            return "completed" if self._failure is None else "failed"
         if isinstance(exc, CANCELLATION_EXCEPTIONS):
             if self._cancel_reason is None:
                 self._cancel_reason = type(exc).__name__
@@ -319,6 +383,8 @@ class Job(Scope):
             return
         with self._rt.counters.guard("job.finish"):
             status = self._final_status(exc)
+            if exc is None and isinstance(self._failure, BaseException):
+                exc = self._failure
             self._status = status
             self._end_span(status, exc)
         with self._rt.counters.guard("job.restore_context"):
@@ -344,6 +410,15 @@ class Job(Scope):
                 level="error",
                 body=f"job failed: {describe_exception(exc)}",
                 attributes={**exception_attributes(exc), JOB_ID: self._id},
+                span=span,
+            )
+        elif status == "failed":  # fail() with a message
+            message = str(self._failure)
+            span.set_status(Status(StatusCode.ERROR, message))
+            self._rt.emitter.emit(
+                level="error",
+                body=f"job failed: {message}",
+                attributes={JOB_ID: self._id},
                 span=span,
             )
         elif status == "cancelled":

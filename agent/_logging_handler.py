@@ -4,23 +4,26 @@ Applications already log with ``logging``; inside a job those records should lan
 job's log view without code changes. The handler adds ``job.id``/``job.step`` from the
 context variables, uses the current span context (so the record links to the step's span),
 and sets ``log.category`` to the logger name so records outside jobs still group as
-"system" logs.
+"system" logs; those also carry ``log.source`` (``module:lineno``). ``exc_info`` becomes
+``exception.*`` with the stack trace, ``extra`` fields become data.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
 
-from jobtrail.semconv import EXCEPTION_STACKTRACE, JOB_ID, JOB_STEP, LOG_CATEGORY
+from jobtrail.semconv import EXCEPTION_STACKTRACE, JOB_ID, JOB_STEP, LOG_CATEGORY, LOG_SOURCE
 
 from ._context import CURRENT_JOB, CURRENT_STEP
 from ._encode import AttributeValue, encode_value, exception_attributes
 from ._runtime import Runtime
 
-__all__ = ["JobtrailLoggingHandler"]
+__all__ = ["JobtrailLoggingHandler", "emit_application_log", "find_exporting_handler"]
 
 #: Loggers never exported: our own and the SDK's (their records about exporting would
 #: otherwise be exported, fail, and be logged again).
@@ -47,6 +50,46 @@ def _level_for(record: logging.LogRecord) -> str:
     if levelno >= logging.INFO:
         return "info"
     return "debug"
+
+
+def emit_application_log(
+    runtime: Runtime,
+    *,
+    level: str,
+    message: str,
+    data: Mapping[str, Any],
+    exc: BaseException | None = None,
+    stack: str | None = None,
+    category: str,
+    source: str | None = None,
+    timestamp: int | None = None,
+) -> None:
+    """Emit a record from a logging library (stdlib, structlog, loguru) where it belongs.
+
+    Inside a job the record carries ``job.id`` (and ``job.step``) and the current span
+    context; outside any job it is a system log of ``category`` with ``log.source``.
+    """
+    max_len = runtime.max_data_len
+    attrs: dict[str, AttributeValue] = {}
+    for key, value in data.items():
+        attrs[str(key)] = encode_value(value, max_len)
+    if exc is not None:
+        attrs.update(exception_attributes(exc))
+    elif stack:
+        attrs[EXCEPTION_STACKTRACE] = stack
+    attrs[LOG_CATEGORY] = category
+    job = CURRENT_JOB.get()
+    if job is None:  # an application/system log (seed 000's category and source)
+        if source:
+            attrs[LOG_SOURCE] = source
+    elif job.id:
+        attrs[JOB_ID] = job.id
+        step = CURRENT_STEP.get()
+        if step is not None:
+            attrs[JOB_STEP] = step.name
+    runtime.emitter.emit(
+        level=level, body=message, attributes=attrs, timestamp=timestamp, scope=category or "root"
+    )
 
 
 class JobtrailLoggingHandler(logging.Handler):
@@ -98,29 +141,21 @@ class JobtrailLoggingHandler(logging.Handler):
             last_resort.handle(record)
 
     def _emit(self, record: logging.LogRecord) -> None:
-        max_len = self._rt.max_data_len
-        attrs: dict[str, AttributeValue] = {}
-        for key, value in vars(record).items():
-            if key not in _STANDARD_RECORD_KEYS and not key.startswith("_"):
-                attrs[key] = encode_value(value, max_len)
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None:
-            attrs.update(exception_attributes(exc))
-        elif record.stack_info:
-            attrs[EXCEPTION_STACKTRACE] = record.stack_info
-        attrs[LOG_CATEGORY] = record.name
-        job = CURRENT_JOB.get()
-        if job is not None:
-            attrs[JOB_ID] = job.id
-            step = CURRENT_STEP.get()
-            if step is not None:
-                attrs[JOB_STEP] = step.name
-        self._rt.emitter.emit(
+        data = {
+            key: value
+            for key, value in vars(record).items()
+            if key not in _STANDARD_RECORD_KEYS and not key.startswith("_")
+        }
+        emit_application_log(
+            self._rt,
             level=_level_for(record),
-            body=self._body(record),
-            attributes=attrs,
+            message=self._body(record),
+            data=data,
+            exc=record.exc_info[1] if record.exc_info else None,
+            stack=record.stack_info,
+            category=record.name,
+            source=f"{record.module}:{record.lineno}",
             timestamp=int(record.created * 1e9),
-            scope=record.name or "root",
         )
 
     @staticmethod
@@ -133,3 +168,22 @@ class JobtrailLoggingHandler(logging.Handler):
     def __repr__(self) -> str:
         """Short representation for ``logging`` introspection."""
         return f"<{type(self).__name__} level={logging.getLevelName(self.level)}>"
+
+
+def _exports_logging(handler: logging.Handler) -> bool:
+    return type(handler).__module__.startswith(("opentelemetry", "jobtrail"))
+
+
+def find_exporting_handler(logger: logging.Logger) -> logging.Handler | None:
+    """Return a handler that already exports what ``logger`` logs (ours or OTel's).
+
+    Looks at ``logger`` and, while records propagate, its ancestors: a record reaching
+    two exporting handlers would be exported twice.
+    """
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if _exports_logging(handler):
+                return handler
+        current = current.parent if current.propagate else None
+    return None

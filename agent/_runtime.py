@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry._logs import NoOpLoggerProvider
+from opentelemetry.context import Context
 
 from ._config import AgentConfig
 from ._emitter import Emitter
@@ -24,6 +25,10 @@ class Runtime:
     counters: Counters
     max_data_len: int
     heartbeat: Heartbeat | None = None
+    #: Span context top-level jobs start under (``TRACEPARENT`` at configure).
+    parent_context: Context | None = None
+    #: ``job.parent_id`` of top-level jobs (``JOBTRAIL_PARENT_JOB_ID`` at configure).
+    parent_job_id: str | None = None
 
     @classmethod
     def noop(cls, counters: Counters) -> Runtime:

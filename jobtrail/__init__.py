@@ -22,13 +22,18 @@ if TYPE_CHECKING:
         Job,
         Step,
         agent_stats,
+        attach_job,
         configure,
+        context_executor,
         current_job,
         current_step,
+        execute_job,
         force_flush,
+        instrument_logging,
         job,
         job_fn,
         shutdown,
+        start_job,
     )
 
 __all__ = [
@@ -37,13 +42,18 @@ __all__ = [
     "Job",
     "Step",
     "agent_stats",
+    "attach_job",
     "configure",
+    "context_executor",
     "current_job",
     "current_step",
+    "execute_job",
     "force_flush",
+    "instrument_logging",
     "job",
     "job_fn",
     "shutdown",
+    "start_job",
 ]
 
 _AGENT_NAMES = frozenset(__all__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,7 @@ from jobtrail.semconv import (
     JOB_ID,
     JOB_STEP,
     LOG_CATEGORY,
+    LOG_SOURCE,
 )
 
 from .conftest import Recorded, attrs, make_recorded
@@ -60,9 +62,13 @@ def test_logging_inside_a_step_is_linked(captured: Recorded) -> None:
 
 
 def test_logging_outside_jobs_is_a_system_log(captured: Recorded) -> None:
+    line = sys._getframe().f_lineno + 1
     logging.getLogger(APP_LOGGER).error("disk almost full")
     (record,) = captured.plain_logs()
-    assert attrs(record) == {LOG_CATEGORY: APP_LOGGER}
+    assert attrs(record) == {
+        LOG_CATEGORY: APP_LOGGER,
+        LOG_SOURCE: f"test_logging_capture:{line}",
+    }
     assert record.severity_text == "ERROR" and record.span_id == 0
 
 

@@ -12,13 +12,18 @@ AGENT_NAMES = [
     "Job",
     "Step",
     "agent_stats",
+    "attach_job",
     "configure",
+    "context_executor",
     "current_job",
     "current_step",
+    "execute_job",
     "force_flush",
+    "instrument_logging",
     "job",
     "job_fn",
     "shutdown",
+    "start_job",
 ]
 
 

@@ -232,7 +232,7 @@ def test_auto_configure_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
         pass
     state = agent._state
     assert state is not None and state.pipeline is not None
-    assert state.config.protocol == "http/protobuf" and state.handler is None
+    assert state.config.protocol == "http/protobuf" and state.handlers == []
     resource = state.pipeline.tracer_provider.resource  # type: ignore[attr-defined]
     assert resource.attributes["service.name"] == "auto-svc"
     assert job.status == "completed"
