@@ -399,6 +399,8 @@ class Job(Scope):
             self._percent = 100.0
         span.set_attribute(JOB_STATUS, status)
         span.set_attribute(JOB_PROGRESS, self._percent)
+        if self._current_step is not None:  # the span settles the row: say it last
+            span.set_attribute(JOB_CURRENT_STEP, self._current_step)
         if self._result is not _UNSET:
             span.set_attribute(JOB_RESULT, json_text(self._result))
         if status == "failed" and self.will_retry:
