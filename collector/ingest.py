@@ -90,7 +90,10 @@ class Ingestor:
     ) -> Message:
         """Store one Export request and return its response message."""
         self.stats.requests[(transport, kind)] += 1
-        if self._memory is not None and self._memory.over_limit:
+        # Above the soft memory limit, refuse while there is a backlog to drain. With an empty
+        # queue the excess is not pending data (allocator and cache pages the process keeps),
+        # and refusing would only lock the server out of all data without freeing anything.
+        if self._memory is not None and self._memory.over_limit and self._writer.queued_records:
             self.stats.refused_requests[kind] += 1
             raise Overloaded("server is above its memory limit, retry later")
         request = self.parse(kind, body, json=json)

@@ -1,0 +1,46 @@
+"""The memory limiter refuses while a backlog waits, and never locks an idle server out."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from otlp_build import new_span_id, new_trace_id, span, traces_request
+
+from jobtrail.collector import Ingestor, MemoryLimiter
+from jobtrail.collector.outcomes import Overloaded
+from jobtrail.storage import Database
+from jobtrail.storage.writer import BatchWriter
+
+
+def _body() -> bytes:
+    return traces_request([span(new_trace_id(), new_span_id(), "s", {})]).SerializeToString()
+
+
+async def test_refuses_only_with_a_backlog(tmp_path: Path) -> None:
+    db = Database(tmp_path / "db.duckdb")
+    writer = BatchWriter(db)  # not started yet: what is queued stays queued
+    memory = MemoryLimiter(limit_mib=64, spike_limit_mib=0)
+    memory.over_limit = True  # as if RSS were above the soft limit
+    ingestor = Ingestor(writer, memory=memory)
+    first = asyncio.ensure_future(ingestor.export("traces", "test", _body()))
+    await asyncio.sleep(0.05)
+    assert writer.queued_records == 1
+    with pytest.raises(Overloaded):
+        await ingestor.export("traces", "test", _body())
+    writer.start()
+    await first
+    assert writer.queued_records == 0
+    await ingestor.export("traces", "test", _body())  # over the limit, but nothing waits
+    await asyncio.to_thread(writer.close)
+    row = db.cursor().execute("SELECT count(*) FROM spans").fetchone()
+    assert row == (2,)
+    db.close()
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ValueError):
+        MemoryLimiter(limit_mib=100, spike_limit_mib=100)
+    assert not MemoryLimiter(limit_mib=0).check()
+    assert MemoryLimiter(limit_mib=1, spike_limit_mib=0).check()  # any process is over 1 MiB
