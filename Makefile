@@ -26,5 +26,8 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy jobtrail/ agent/ collector/ storage/ api/
 
+bench: setup
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) jobtrail.duckdb jobtrail.duckdb.wal

@@ -34,7 +34,7 @@ from jobtrail.storage.model import JobUpdate, StepUpdate
 
 log = logging.getLogger(__name__)
 
-_MAX_OWNERS = 500_000
+_MAX_OWNERS = 100_000  # ~50 MiB; a miss falls back to the database
 _MAX_PENDING_TRACES = 20_000
 _MAX_DEPTH = 64
 _UTC_Z = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z

@@ -1,0 +1,152 @@
+"""``python -m bench [ingest|query|agent|overload ...] [--quick] [...]``: run, print, save.
+
+Without a name every benchmark runs, in the order ingest, query, agent, overload (the
+overload benchmark reuses the ingest run's sustainable rate). Each one's result goes to
+``bench/results/<name>.json``; the table is printed at the end, and ``--markdown FILE``
+writes it for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from bench import _util as u
+
+NAMES = ("ingest", "query", "agent", "overload")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("names", nargs="*", metavar="NAME",
+                    help=f"benchmarks to run (default: all of {', '.join(NAMES)})")  # fmt: skip
+    ap.add_argument("--quick", action="store_true", help="small sizes and short runs (~4 min)")
+    ap.add_argument("--repeats", type=int, help="repeats for ingest and agent")
+    ap.add_argument("--jobs", type=int, help="query: jobs in the bulk database (default 100000)")
+    ap.add_argument("--full", action="store_true",
+                    help="query: the issue's full size (1M jobs, 10M steps, 50M logs)")  # fmt: skip
+    ap.add_argument("--query-repeats", type=int, help="query: requests per call")
+    ap.add_argument("--overload-seconds", type=float, help="overload: duration (default 60)")
+    ap.add_argument("--limit-mib", type=float, help="overload: memory_limiter.limit_mib")
+    ap.add_argument("--no-profile", action="store_true", help="ingest: skip the py-spy run")
+    ap.add_argument("--markdown", help="also write the table as Markdown to this file")
+    args = ap.parse_args(argv)
+    names = args.names or list(NAMES)
+    for n in names:
+        if n not in NAMES:
+            ap.error(f"unknown benchmark {n!r} (choose from {', '.join(NAMES)})")
+
+    started = time.monotonic()
+    info = u.machine()
+    u.log(f"machine: {info}")
+    results: dict[str, dict[str, Any]] = {}
+    table_rows: list[tuple[str, ...]] = []
+    if "ingest" in names:
+        from bench import ingest
+
+        t, p0 = time.monotonic(), u.cpu_pressure_total_us()
+        res = ingest.run(quick=args.quick, repeats=args.repeats, profile=not args.no_profile)
+        res["machine"], res["seconds"] = info, time.monotonic() - t
+        res["cpu_pressure_pct"] = _pressure(p0, t)
+        u.write_result("ingest", res)
+        results["ingest"] = res
+        table_rows += ingest.rows(res)
+    if "query" in names:
+        from bench import query
+
+        t, p0 = time.monotonic(), u.cpu_pressure_total_us()
+        jobs = 1_000_000 if args.full else args.jobs
+        res = query.run(quick=args.quick, jobs=jobs, repeats=args.query_repeats)
+        res["machine"], res["seconds"] = info, time.monotonic() - t
+        res["cpu_pressure_pct"] = _pressure(p0, t)
+        # The default size is "query"; other sizes keep their own file.
+        u.write_result("query" if jobs is None else f"query-{jobs}-jobs", res)
+        results["query"] = res
+        table_rows += query.rows(res)
+    if "agent" in names:
+        from bench import agent
+
+        t, p0 = time.monotonic(), u.cpu_pressure_total_us()
+        res = agent.run(quick=args.quick, repeats=args.repeats)
+        res["machine"], res["seconds"] = info, time.monotonic() - t
+        res["cpu_pressure_pct"] = _pressure(p0, t)
+        u.write_result("agent", res)
+        results["agent"] = res
+        table_rows += agent.rows(res)
+    if "overload" in names:
+        from bench import overload
+
+        t, p0 = time.monotonic(), u.cpu_pressure_total_us()
+        sustainable = None
+        if "ingest" in results:
+            sustainable = results["ingest"]["summary"]["grpc_jobs"]["stored_records_s"]["median"]
+        kwargs: dict[str, Any] = {}
+        if args.limit_mib:
+            kwargs["limit_mib"] = args.limit_mib
+        res = overload.run(
+            quick=args.quick, sustainable=sustainable, seconds=args.overload_seconds, **kwargs
+        )
+        res["machine"], res["seconds"] = info, time.monotonic() - t
+        res["cpu_pressure_pct"] = _pressure(p0, t)
+        u.write_result("overload", res)
+        results["overload"] = res
+        table_rows += overload.rows(res)
+
+    total = time.monotonic() - started
+    header = ("benchmark", "figure", "median (min–max) or p50 / p95")
+    text = u.table(table_rows, header)
+    print()
+    pressure = ", ".join(
+        f"{n} {r['cpu_pressure_pct']:.0f}%"
+        for n, r in results.items()
+        if r.get("cpu_pressure_pct") is not None
+    )
+    print(
+        f"machine: {info['nproc']} x {info['cpu_model']}, Python {info['python']}, "
+        f"duckdb {info['duckdb']}, protobuf {info['protobuf']}; jobtrail {info['git']}; "
+        f"total {total:.0f} s; CPU pressure (time some task waited for a CPU): {pressure}"
+    )
+    print(text)
+    extra = []
+    if "ingest" in results and results["ingest"].get("profile"):
+        extra.append(profile_text(results["ingest"]["profile"]))
+    if "agent" in results:
+        from bench import agent
+
+        extra.append(agent.profile_text(results["agent"]))
+    for block in extra:
+        print()
+        print(block)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n\n".join([text, *extra]) + "\n")
+    return 0
+
+
+def _pressure(p0: int | None, t0: float) -> float | None:
+    """% of the time some task waited for a CPU since ``t0`` (machine contention)."""
+    p1 = u.cpu_pressure_total_us()
+    if p0 is None or p1 is None:
+        return None
+    return 100 * (p1 - p0) / 1e6 / (time.monotonic() - t0)
+
+
+def profile_text(prof: dict[str, Any]) -> str:
+    """The ingest profile as two Markdown tables (self, inclusive)."""
+    lines = [
+        f"Server profile under gRPC job-trace load (py-spy, {prof['samples']} samples of "
+        f"busy threads; {', '.join(f'{k} {v:.0f}%' for k, v in prof['threads'].items())}):",
+        "",
+    ]
+    rows_self = [(f"{pct:.1f}%", fn) for fn, pct in prof["self"]]
+    lines.append(u.table(rows_self, ("self", "function (top 20 by own time)")))
+    lines.append("")
+    rows_incl = [(f"{pct:.1f}%", fn) for fn, pct in prof["inclusive"]]
+    lines.append(u.table(rows_incl, ("inclusive", "function (top 20 by time in it and below)")))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

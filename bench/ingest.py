@@ -1,0 +1,372 @@
+"""1. Ingest ceiling: stored records/s through ``jobtrail serve`` vs the decode limit.
+
+Each repeat measures, back to back on the same machine state:
+
+* the **decode limit**: the workload's request bodies parsed (``ParseFromString``) and
+  mapped to columnar batches (``decode_traces`` / ``decode_logs``) in this process, one
+  core, no network, no storage;
+* the **server**: a fresh ``jobtrail serve`` on a new DuckDB file, fed by ``--generators``
+  load generator processes (closed loop) for ``--seconds``. The rate is read from
+  ``/metrics`` (``jobtrail_records_stored_total``) over a steady window that skips the first
+  and last seconds, with the server's CPU time (``/proc/<pid>/stat``) over the same window.
+  After the server stops, the rows in the file are counted and checked against what the
+  generators saw acknowledged.
+
+The ratio stored/decode is computed per repeat (same machine state), then summarised.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from bench import _util as u
+from bench.workload import Unit, build_span_unit, build_unit, fresh_marker
+from jobtrail.collector import decode_logs, decode_traces
+
+PY_SPY = Path("/work/venv-bench/bin/py-spy")
+
+
+def decode_limit(unit: Unit, seconds: float = 2.0) -> dict[str, float]:
+    """Records/s parsed and decoded in one process (and parse alone, for reference)."""
+    traces, logs = unit.patched(fresh_marker(0xFFFF, 1))
+
+    def once(decode: bool) -> None:
+        for body in logs:
+            req = ExportLogsServiceRequest()
+            req.ParseFromString(body)
+            if decode:
+                decode_logs(req)
+        for body in traces:
+            req_t = ExportTraceServiceRequest()
+            req_t.ParseFromString(body)
+            if decode:
+                decode_traces(req_t)
+
+    out: dict[str, float] = {}
+    for name, decode in (("parse", False), ("decode", True)):
+        once(decode)  # warm
+        n = 0
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            once(decode)
+            n += 1
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        out[f"{name}_records_s"] = n * unit.records / wall
+        out[f"{name}_spans_s"] = n * unit.spans / wall
+        out[f"{name}_cpu_s_per_100k"] = cpu / (n * unit.records) * 100_000
+        out[f"{name}_records_per_cpu_s"] = n * unit.records / cpu
+    return out
+
+
+def _generators(
+    server: u.Server,
+    transport: str,
+    n: int,
+    seconds: float,
+    concurrency: int,
+    workload: str,
+    extra: tuple[str, ...] = (),
+    first_id: int = 0,
+) -> list[subprocess.Popen[bytes]]:
+    endpoint = server.grpc if transport == "grpc" else server.http
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.loadgen",
+                "--endpoint",
+                endpoint,
+                "--transport",
+                transport,
+                "--seconds",
+                str(seconds),
+                "--concurrency",
+                str(concurrency),
+                "--workload",
+                workload,
+                "--generator",
+                str(first_id + i),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).parent.parent,
+        )  # fmt: skip
+        for i in range(n)
+    ]
+
+
+def _reap(procs: list[subprocess.Popen[bytes]]) -> tuple[list[dict[str, Any]], float]:
+    """Wait for the generators; return their results and their total CPU seconds."""
+    import os
+
+    results, cpu = [], 0.0
+    for p in procs:
+        _, _, usage = os.wait4(p.pid, 0)
+        p.returncode = 0
+        cpu += usage.ru_utime + usage.ru_stime
+        assert p.stdout is not None
+        out = p.stdout.read().decode().strip()
+        results.append(json.loads(out.splitlines()[-1]) if out else {"error": "no output"})
+    return results, cpu
+
+
+def _count_rows(db: Path) -> dict[str, int]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {
+            t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[index]
+            for t in ("spans", "logs", "jobs", "steps")
+        }
+    finally:
+        con.close()
+
+
+def server_run(
+    workdir: Path,
+    *,
+    transport: str,
+    workload: str,
+    generators: int,
+    concurrency: int,
+    seconds: float,
+    profile_to: Path | None = None,
+) -> dict[str, Any]:
+    """One server on a fresh file under load; the steady-window figures."""
+    db = workdir / "ingest.duckdb"
+    for p in (db, db.with_suffix(".duckdb.wal")):
+        p.unlink(missing_ok=True)
+    server = u.Server(workdir, db).start()
+    skip = min(3.0, seconds * 0.2)
+    window = seconds - 2 * skip
+    try:
+        procs = _generators(server, transport, generators, seconds, concurrency, workload)
+        time.sleep(skip)
+        stored0, cpu0, t0 = server.stored(), u.cpu_seconds(server.pid), time.monotonic()
+        spy = None
+        if profile_to is not None and PY_SPY.exists():
+            spy = subprocess.Popen(
+                [
+                    str(PY_SPY), "record", "-p", str(server.pid), "-d", str(int(window)),
+                    "-r", "100", "--format", "raw", "--nonblocking", "-o", str(profile_to),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        time.sleep(window)
+        stored1, cpu1, t1 = server.stored(), u.cpu_seconds(server.pid), time.monotonic()
+        results, gen_cpu = _reap(procs)
+        metrics = server.metrics()
+        peak = u.peak_rss_bytes(server.pid)
+        if spy is not None:
+            spy.wait(60)
+    finally:
+        server.stop()
+    rows = _count_rows(db)
+    acked = sum(int(r.get("acked_spans", 0)) + int(r.get("acked_logs", 0)) for r in results)
+    outcomes: Counter[str] = Counter()
+    for r in results:
+        outcomes.update(r.get("outcomes", {}))
+    stored = stored1 - stored0
+    cpu = cpu1 - cpu0
+    wall = t1 - t0
+    spans_stored_total = rows["spans"]
+    records_total = rows["spans"] + rows["logs"]
+    return {
+        "transport": transport,
+        "workload": workload,
+        "window_s": wall,
+        "stored_records_s": stored / wall,
+        "stored_spans_s": stored / wall * spans_stored_total / max(1, records_total),
+        "server_cpu_cores": cpu / wall,
+        "server_cpu_s_per_100k": cpu / max(1.0, stored) * 100_000,
+        "records_per_server_cpu_s": stored / max(1e-9, cpu),
+        "peak_rss_mib": peak / 2**20,
+        "generator_cpu_s": gen_cpu,
+        "rows": rows,
+        "acked_records": acked,
+        "rows_match_acked": records_total == acked,
+        "outcomes": dict(outcomes),
+        "refused_records": u.metric_sum(metrics, "jobtrail_records_refused_total"),
+        "db_bytes": db.stat().st_size,
+    }
+
+
+_FRAME = re.compile(r"^(.*) \((.*?)(?::\d+)?\)$")
+
+
+def _function(frame: str) -> str:
+    """``func (file:line)`` -> ``func (file)``: py-spy's frames aggregated per function."""
+    m = _FRAME.match(frame)
+    return f"{m.group(1)} ({m.group(2)})" if m else frame
+
+
+def profile_top(raw: Path, top: int = 20) -> dict[str, Any]:
+    """Top functions by self and by inclusive share of samples, from py-spy's raw output.
+
+    py-spy samples every thread that is running (not idle), so the shares are of the
+    server's busy time across its threads (event loop, writer, DuckDB calls).
+    """
+    self_c: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = [_function(f) for f in stack.split(";")]
+        total += n
+        self_c[frames[-1]] += n
+        for f in set(frames):
+            incl[f] += n
+        threads["writer thread" if any("BatchWriter._run" in f for f in frames)
+                else "event loop" if any("run_forever" in f for f in frames)
+                else "other"] += n  # fmt: skip
+    if not total:
+        return {"samples": 0, "self": [], "inclusive": [], "threads": {}}
+    return {
+        "samples": total,
+        "threads": {k: 100 * v / total for k, v in threads.most_common()},
+        "self": [(f, 100 * c / total) for f, c in self_c.most_common(top)],
+        "inclusive": [
+            (f, 100 * c / total)
+            for f, c in incl.most_common(top + 15)
+            if not f.startswith(("<module>", "_run_", "Thread.", "run (asyncio"))
+        ][:top],
+    }
+
+
+def run(*, quick: bool = False, repeats: int | None = None, profile: bool = True) -> dict[str, Any]:
+    """All ingest measurements; returns the JSON-ready result."""
+    repeats = repeats or (1 if quick else 3)
+    seconds = 8.0 if quick else 15.0
+    generators, concurrency = 2, 4
+    unit = build_unit(40)
+    span_unit = build_span_unit(1000, 1)
+    workdir = Path(tempfile.mkdtemp(prefix="jobtrail-bench-ingest-"))
+    runs: list[dict[str, Any]] = []
+    plan = [("grpc", "jobs"), ("http", "jobs"), ("grpc", "spans")]
+    for r in range(repeats):
+        for transport, workload in plan:
+            if workload == "spans" and r >= max(1, repeats - 1):
+                continue  # spans-only is a reference: fewer repeats
+            the_unit = unit if workload == "jobs" else span_unit
+            u.log(f"ingest: decode limit ({workload}), repeat {r + 1}")
+            limit = decode_limit(the_unit, 1.0 if quick else 2.0)
+            u.log(f"ingest: server over {transport} ({workload}) for {seconds:.0f} s")
+            res = server_run(
+                workdir,
+                transport=transport,
+                workload=workload,
+                generators=generators,
+                concurrency=concurrency,
+                seconds=seconds,
+            )
+            res.update(limit)
+            res["stored_over_decode"] = res["stored_records_s"] / limit["decode_records_s"]
+            # The same comparison per CPU-second: robust to other load on a shared machine.
+            res["stored_over_decode_cpu"] = (
+                res["records_per_server_cpu_s"] / limit["decode_records_per_cpu_s"]
+            )
+            res["repeat"] = r
+            runs.append(res)
+            u.log(
+                f"  stored {res['stored_records_s']:,.0f} rec/s, "
+                f"decode {limit['decode_records_s']:,.0f}"
+                f" rec/s, ratio {res['stored_over_decode']:.2f}, cpu {res['server_cpu_cores']:.2f}"
+                f" cores, rss {res['peak_rss_mib']:.0f} MiB, rows ok {res['rows_match_acked']}"
+            )
+    prof = None
+    if profile and PY_SPY.exists():
+        u.log("ingest: profiling the server (py-spy) under gRPC load")
+        raw = workdir / "profile.txt"
+        res = server_run(
+            workdir,
+            transport="grpc",
+            workload="jobs",
+            generators=generators,
+            concurrency=concurrency,
+            seconds=seconds,
+            profile_to=raw,
+        )
+        if raw.exists():
+            prof = profile_top(raw)
+            prof["run"] = {k: res[k] for k in ("stored_records_s", "server_cpu_cores")}  # type: ignore[assignment]
+            (u.RESULTS_DIR).mkdir(parents=True, exist_ok=True)
+            (u.RESULTS_DIR / "ingest_profile.txt").write_text(raw.read_text())
+    shutil.rmtree(workdir, ignore_errors=True)
+    summary: dict[str, Any] = {}
+    for transport, workload in plan:
+        sel = [x for x in runs if x["transport"] == transport and x["workload"] == workload]
+        if not sel:
+            continue
+        key = f"{transport}_{workload}"
+        summary[key] = {
+            k: u.spread([x[k] for x in sel])
+            for k in (
+                "stored_records_s", "stored_spans_s", "decode_records_s", "parse_records_s",
+                "stored_over_decode", "server_cpu_cores", "server_cpu_s_per_100k",
+                "records_per_server_cpu_s", "peak_rss_mib", "decode_cpu_s_per_100k",
+                "decode_records_per_cpu_s", "stored_over_decode_cpu",
+            )
+        }  # fmt: skip
+        summary[key]["rows_match_acked"] = all(x["rows_match_acked"] for x in sel)  # type: ignore[assignment]
+        summary[key]["bytes_per_record"] = u.spread(  # type: ignore[assignment]
+            [x["db_bytes"] / max(1, x["rows"]["spans"] + x["rows"]["logs"]) for x in sel]
+        )
+    return {
+        "config": {
+            "seconds": seconds,
+            "repeats": repeats,
+            "generators": generators,
+            "concurrency_per_generator": concurrency,
+            "unit": {
+                "jobs": 40,
+                "spans": unit.spans,
+                "log_records": unit.log_records,
+                "requests": len(unit.traces) + len(unit.logs),
+                "bytes": unit.nbytes,
+            },
+            "span_unit": {"spans": span_unit.spans, "bytes": span_unit.nbytes},
+        },  # fmt: skip
+        "runs": runs,
+        "summary": summary,
+        "profile": prof,
+    }
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Table rows for the summary."""
+    out = []
+    for key, s in result["summary"].items():
+        name = {"grpc_jobs": "gRPC, job traces", "http_jobs": "HTTP, job traces",
+                "grpc_spans": "gRPC, spans only"}[key]  # fmt: skip
+        for figure, key, digits in (
+            ("stored records/s", "stored_records_s", 0),
+            ("decode limit records/s (1 core)", "decode_records_s", 0),
+            ("stored / decode (wall rates)", "stored_over_decode", 2),
+            ("decode limit records per CPU-s", "decode_records_per_cpu_s", 0),
+            ("records per server CPU-s", "records_per_server_cpu_s", 0),
+            ("stored / decode (per CPU-s)", "stored_over_decode_cpu", 2),
+            ("server CPU-s per 100k records", "server_cpu_s_per_100k", 2),
+            ("server cores busy", "server_cpu_cores", 2),
+            ("server peak RSS MiB", "peak_rss_mib", 0),
+        ):
+            out.append((f"ingest {name}", figure, u.fmt_spread(s[key], digits)))
+    return out
