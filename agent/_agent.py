@@ -10,22 +10,21 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from opentelemetry import _logs, trace
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ._config import AgentConfig, probe_target, resolve_config
-from ._decorator import RetryPolicy, job_decorator
 from ._emitter import SCOPE_NAME, Emitter
 from ._execute import ExecuteMixin
 from ._heartbeat import Heartbeat
 from ._job import Job
-from ._logging_handler import JobtrailLoggingHandler, find_exporting_handler
+from ._logging_handler import instrument_logger, level_number
 from ._pipeline import Pipeline, build_pipeline
 from ._probe import PROBE_TIMEOUT_S, start_probe
 from ._propagation import inherited_parent
@@ -36,9 +35,6 @@ __all__ = ["Agent"]
 
 _logger = logging.getLogger(__name__)
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 _DEFAULT_TIMEOUT_S = 5.0
 _DEAD_COLLECTOR_EXIT_TIMEOUT_S = 0.5
 
@@ -48,15 +44,6 @@ def _version() -> str:
         return importlib_metadata.version("jobtrail")
     except Exception:
         return ""
-
-
-def _level_number(level: int | str) -> int:
-    if isinstance(level, int):
-        return level
-    number = logging.getLevelNamesMapping().get(str(level).upper())
-    if number is None:
-        raise ValueError(f"unknown logging level {level!r}")
-    return number
 
 
 @dataclass
@@ -232,7 +219,7 @@ class Agent(ExecuteMixin):
         if config.console:
             pipeline.enable_console()
         if config.capture_logging:
-            self._install_handler(state, logging.getLogger(), logging.NOTSET)
+            instrument_logger(state.handlers, runtime, logging.getLogger(), None)
         if pipeline.owns_tracer_provider or pipeline.owns_logger_provider:
             atexit.register(self._atexit)
         if pipeline.uses_otlp and not config.console:
@@ -257,17 +244,6 @@ class Agent(ExecuteMixin):
                     )
 
         start_probe(*target, on_result).join(PROBE_TIMEOUT_S)
-
-    @staticmethod
-    def _install_handler(state: _State, logger: logging.Logger, level: int) -> None:
-        existing = find_exporting_handler(logger)
-        if existing is not None:
-            # Ours (another agent) or an OTel handler already exports these records.
-            _logger.debug("jobtrail: %r already captures logging; not adding ours", existing)
-            return
-        handler = JobtrailLoggingHandler(state.runtime, level)
-        logger.addHandler(handler)
-        state.handlers.append((logger, handler))
 
     def instrument_logging(
         self, level: int | str | None = logging.INFO, *, logger: logging.Logger | str | None = None
@@ -296,21 +272,12 @@ class Agent(ExecuteMixin):
             >>> logging.getLogger("billing").info("invoice sent", extra={"invoice": 42})
         """
         target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
-        levelno = None if level is None else _level_number(level)
+        levelno = None if level is None else level_number(level)
         self._runtime()  # configure from the environment on first use
         with self._lock, self._counters.guard("instrument_logging"):
             state = self._state
-            if state is None or state.pipeline is None:
-                return
-            if not any(lg is target for lg, _ in state.handlers):
-                self._install_handler(state, target, logging.NOTSET)
-            if levelno is None:
-                return
-            for lg, handler in state.handlers:
-                if lg is target:
-                    handler.setLevel(levelno)
-            if target.getEffectiveLevel() > levelno:
-                target.setLevel(levelno)
+            if state is not None and state.pipeline is not None:
+                instrument_logger(state.handlers, state.runtime, target, levelno)
 
     def _runtime(self) -> Runtime:
         state = self._state
@@ -367,65 +334,6 @@ class Agent(ExecuteMixin):
         except Exception as exc:
             self._counters.internal_error("job", exc)
             return Job(self._noop, str(name), type=str(type))
-
-    def job_fn(
-        self,
-        name: str | None = None,
-        /,
-        *,
-        type: str,
-        owner: str | None = None,
-        operation: str | None = None,
-        total_steps: int | None = None,
-        retries: int = 0,
-        retry_delay_s: float = 1.0,
-        retry_backoff: float = 2.0,
-        retry_on: tuple[type[BaseException], ...] = (Exception,),
-        **metadata: Any,
-    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-        """Decorate a sync or async function so that each call runs as a job.
-
-        The wrapper keeps the function's signature; inside, use
-        :func:`jobtrail.current_job` to log, report progress or set the result. With
-        ``retries``, a call that raises one of ``retry_on`` runs again as the next attempt
-        of the same job after ``retry_delay_s`` (times ``retry_backoff`` each time); the
-        last attempt's exception is re-raised.
-
-        Args:
-            name: Job name; default: the function's qualified name.
-            type: Job type; the other options are as for :meth:`job`.
-            owner: See :meth:`job`.
-            operation: See :meth:`job`.
-            total_steps: See :meth:`job`.
-            retries: Attempts after the first.
-            retry_delay_s: Wait before the first retry.
-            retry_backoff: Multiplier of the wait after each retry (>= 1).
-            retry_on: Exception types worth retrying.
-            **metadata: See :meth:`job`.
-
-        Raises:
-            ValueError: A retry option is out of range.
-
-        Example:
-            >>> import jobtrail
-            >>> @jobtrail.job_fn(type="report", retries=2, retry_delay_s=0.5)
-            ... async def build_report(day: str) -> int:
-            ...     jobtrail.current_job().info("building", day=day)
-            ...     return 3
-        """
-        policy = RetryPolicy(
-            retries=retries, delay_s=retry_delay_s, backoff=retry_backoff, retry_on=retry_on
-        )
-        options: dict[str, Any] = dict(
-            type=type, owner=owner, operation=operation, total_steps=total_steps, **metadata
-        )
-
-        def make_job(job_name: str, attempt: int, job_id: str | None, will_retry: bool) -> Job:
-            job = self.job(job_name, id=job_id, attempt=attempt, **options)
-            job.will_retry = will_retry
-            return job
-
-        return job_decorator(make_job, name, policy)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def force_flush(self, timeout_s: float = _DEFAULT_TIMEOUT_S) -> bool:

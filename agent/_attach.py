@@ -45,8 +45,9 @@ class AttachedJob(Job):
     """A running job of which this code is only a part; create it with ``attach_job``.
 
     Entering makes it the current job without starting a span or emitting lifecycle
-    records; exiting only restores the context (the job's owner ends it). Logging,
-    ``progress`` and steps work as on a job started here.
+    records; exiting only restores the context (the job's owner ends it), and its
+    ``status`` becomes ``detached``. Logging, ``progress`` and steps work as on a job
+    started here.
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Function-shaped ways to run jobs: ``execute_job``, ``start_job`` and ``attach_job``.
+"""Function-shaped ways to run jobs: ``job_fn``, ``execute_job``, ``start_job``, ``attach_job``.
 
 Seed 000's ``executeJob(options, fn(executionId, updateProgress))`` hands the job function
 its id and a progress callback; ``start_job`` does the same in the background and returns
@@ -13,14 +13,16 @@ import contextvars
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 from ._attach import AttachedJob, span_context_from_traceparent
+from ._decorator import RetryPolicy, job_decorator
 from ._job import Job
 from ._runtime import Runtime
 
 __all__ = ["ExecuteMixin", "ProgressCallback"]
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 #: ``update_progress(percent, step=None)``; awaitable for async job functions.
@@ -66,13 +68,72 @@ async def _run_async(job: Job, fn: Callable[..., Awaitable[Any]]) -> None:
 
 
 class ExecuteMixin:
-    """``execute_job``/``start_job``/``attach_job`` on top of ``job`` and ``_runtime``."""
+    """``job_fn``/``execute_job``/``start_job``/``attach_job`` on ``job`` and ``_runtime``."""
 
     def job(self, name: str, /, *, type: str, **options: Any) -> Job:
         raise NotImplementedError
 
     def _runtime(self) -> Runtime:
         raise NotImplementedError
+
+    def job_fn(
+        self,
+        name: str | None = None,
+        /,
+        *,
+        type: str,
+        owner: str | None = None,
+        operation: str | None = None,
+        total_steps: int | None = None,
+        retries: int = 0,
+        retry_delay_s: float = 1.0,
+        retry_backoff: float = 2.0,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        **metadata: Any,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a sync or async function so that each call runs as a job.
+
+        The wrapper keeps the function's signature; inside, use
+        :func:`jobtrail.current_job` to log, report progress or set the result. With
+        ``retries``, a call that raises one of ``retry_on`` runs again as the next attempt
+        of the same job after ``retry_delay_s`` (times ``retry_backoff`` each time); the
+        last attempt's exception is re-raised.
+
+        Args:
+            name: Job name; default: the function's qualified name.
+            type: Job type; the other options are as for :meth:`job`.
+            owner: See :meth:`job`.
+            operation: See :meth:`job`.
+            total_steps: See :meth:`job`.
+            retries: Attempts after the first.
+            retry_delay_s: Wait before the first retry.
+            retry_backoff: Multiplier of the wait after each retry (>= 1).
+            retry_on: Exception types worth retrying.
+            **metadata: See :meth:`job`.
+
+        Raises:
+            ValueError: A retry option is out of range.
+
+        Example:
+            >>> import jobtrail
+            >>> @jobtrail.job_fn(type="report", retries=2, retry_delay_s=0.5)
+            ... async def build_report(day: str) -> int:
+            ...     jobtrail.current_job().info("building", day=day)
+            ...     return 3
+        """
+        policy = RetryPolicy(
+            retries=retries, delay_s=retry_delay_s, backoff=retry_backoff, retry_on=retry_on
+        )
+        options: dict[str, Any] = dict(
+            type=type, owner=owner, operation=operation, total_steps=total_steps, **metadata
+        )
+
+        def make_job(job_name: str, attempt: int, job_id: str | None, will_retry: bool) -> Job:
+            job = self.job(job_name, id=job_id, attempt=attempt, **options)
+            job.will_retry = will_retry
+            return job
+
+        return job_decorator(make_job, name, policy)
 
     @overload
     def execute_job(

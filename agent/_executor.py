@@ -26,7 +26,7 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Schedule ``fn(*args, **kwargs)`` in a copy of the current context."""
         ctx = contextvars.copy_context()
-        return super().submit(ctx.run, fn, *args, **kwargs)
+        return super().submit(ctx.run, fn, *args, **kwargs)  # type: ignore[arg-type]
 
 
 def context_executor(max_workers: int | None = None, **kwargs: Any) -> ThreadPoolExecutor:

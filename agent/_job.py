@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import secrets
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextvars import Token
 from types import TracebackType
 from typing import Any
@@ -54,7 +53,7 @@ from ._encode import (
 )
 from ._runtime import Runtime
 from ._scope import Scope
-from ._step import Step
+from ._step import Step, run_step
 
 __all__ = ["Job"]
 
@@ -69,16 +68,6 @@ def _positive_int(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return number if number > 0 else None
-
-
-async def _run_step_async(step: Step, fn: Callable[[Step], Awaitable[Any]], reraise: bool) -> Any:
-    try:
-        async with step:
-            return await fn(step)
-    except Exception:
-        if reraise:
-            raise
-        return None
 
 
 class Job(Scope):
@@ -211,16 +200,7 @@ class Job(Scope):
             ...     job.run_step("validate", lambda step: step.info("ok"))
             ...     job.run_step("notify", lambda step: 1 / 0, reraise=False)
         """
-        step = self.step(name, **metadata)
-        if inspect.iscoroutinefunction(fn):
-            return _run_step_async(step, fn, reraise)
-        try:
-            with step:
-                return fn(step)
-        except Exception:
-            if reraise:
-                raise
-            return None
+        return run_step(self.step(name, **metadata), fn, reraise)
 
     def progress(self, percent: float, /, step: str | None = None) -> None:
         """Report progress (clamped to 0-100) as a ``job.progress`` lifecycle record.
@@ -430,33 +410,19 @@ class Job(Scope):
             span.set_status(Status(StatusCode.OK))
         span.end()
 
-    def _emit_progress(self) -> None:
+    def _emit_progress(self, event: str = EVENT_JOB_PROGRESS) -> None:
         attrs = self._identity()
         attrs[JOB_PROGRESS] = self._percent
         if self._current_step is not None:
             attrs[JOB_CURRENT_STEP] = self._current_step
+        body = "heartbeat" if event == EVENT_JOB_HEARTBEAT else f"progress {self._percent:g}%"
         self._rt.emitter.emit(
-            level="info",
-            body=f"progress {self._percent:g}%",
-            attributes=attrs,
-            span=self._span,
-            event_name=EVENT_JOB_PROGRESS,
+            level="info", body=body, attributes=attrs, span=self._span, event_name=event
         )
 
     def _emit_heartbeat(self) -> None:
-        if self._status != "running":
-            return
-        attrs = self._identity()
-        attrs[JOB_PROGRESS] = self._percent
-        if self._current_step is not None:
-            attrs[JOB_CURRENT_STEP] = self._current_step
-        self._rt.emitter.emit(
-            level="info",
-            body="heartbeat",
-            attributes=attrs,
-            span=self._span,
-            event_name=EVENT_JOB_HEARTBEAT,
-        )
+        if self._status == "running":
+            self._emit_progress(EVENT_JOB_HEARTBEAT)
 
     def _next_seq(self, step_name: str) -> int:
         with self._lock:

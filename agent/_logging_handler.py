@@ -23,7 +23,15 @@ from ._context import CURRENT_JOB, CURRENT_STEP
 from ._encode import AttributeValue, encode_value, exception_attributes
 from ._runtime import Runtime
 
-__all__ = ["JobtrailLoggingHandler", "emit_application_log", "find_exporting_handler"]
+__all__ = [
+    "JobtrailLoggingHandler",
+    "emit_application_log",
+    "find_exporting_handler",
+    "instrument_logger",
+    "level_number",
+]
+
+_logger = logging.getLogger(__name__)
 
 #: Loggers never exported: our own and the SDK's (their records about exporting would
 #: otherwise be exported, fail, and be logged again).
@@ -187,3 +195,45 @@ def find_exporting_handler(logger: logging.Logger) -> logging.Handler | None:
                 return handler
         current = current.parent if current.propagate else None
     return None
+
+
+def level_number(level: int | str) -> int:
+    """A logging level as a number (``"info"`` -> 20); ``ValueError`` for unknown names."""
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelNamesMapping().get(str(level).upper())
+    if number is None:
+        raise ValueError(f"unknown logging level {level!r}")
+    return number
+
+
+def instrument_logger(
+    installed: list[tuple[logging.Logger, logging.Handler]],
+    runtime: Runtime,
+    target: logging.Logger,
+    level: int | None,
+) -> None:
+    """Make sure ``target``'s records at ``level`` and above are exported (idempotent).
+
+    Adds a handler to ``target`` (remembered in ``installed``) unless an exporting handler
+    already receives its records; with a ``level``, sets the handler's level and lowers
+    the logger's (and a covering ancestor handler's) when needed, never raising them.
+    """
+    covering = find_exporting_handler(target)
+    if covering is None:
+        ours = JobtrailLoggingHandler(runtime)
+        target.addHandler(ours)
+        installed.append((target, ours))
+        covering = ours
+    elif not any(h is covering for _, h in installed):
+        # Another agent's or an OTel handler already exports these records.
+        _logger.debug("jobtrail: %r already captures logging; not adding ours", covering)
+    if level is None:
+        return
+    for logger, handler in installed:
+        if logger is target:
+            handler.setLevel(level)
+        elif handler is covering and handler.level > level:
+            handler.setLevel(level)  # an ancestor's handler: only ever lowered
+    if target.getEffectiveLevel() > level:
+        target.setLevel(level)

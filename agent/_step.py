@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -35,7 +37,7 @@ from ._scope import Scope
 if TYPE_CHECKING:
     from ._job import Job
 
-__all__ = ["Step"]
+__all__ = ["Step", "run_step"]
 
 
 class Step(Scope):
@@ -210,3 +212,26 @@ class Step(Scope):
         else:
             span.set_status(Status(StatusCode.OK))
         span.end()
+
+
+def run_step(step: Step, fn: Callable[[Step], Any], reraise: bool) -> Any:
+    """Run ``fn(step)`` inside ``step`` (see ``Job.run_step``); awaitable for coroutines."""
+    if inspect.iscoroutinefunction(fn):
+        return _run_step_async(step, fn, reraise)
+    try:
+        with step:
+            return fn(step)
+    except Exception:
+        if reraise:
+            raise
+        return None
+
+
+async def _run_step_async(step: Step, fn: Callable[[Step], Awaitable[Any]], reraise: bool) -> Any:
+    try:
+        async with step:
+            return await fn(step)
+    except Exception:
+        if reraise:
+            raise
+        return None

@@ -74,7 +74,7 @@ class _Backpressure:
 
     def _done(self) -> int:
         stats = self._agent.stats()
-        return stats.logs_exported + stats.logs_export_failed + stats.logs_dropped
+        return int(stats.logs_exported + stats.logs_export_failed + stats.logs_dropped)
 
     def admit(self) -> None:
         with self._lock:
@@ -104,7 +104,7 @@ class _Pump(threading.Thread):
         self._echo: IO[Any] | None = echo
         self._recorder = recorder
         self._gate = gate
-        self.last_read = time.monotonic()
+        self.last_activity = time.monotonic()
 
     def run(self) -> None:
         # Whole chunks, not lines: one read and one echo per chunk keep the GIL handoffs
@@ -113,7 +113,7 @@ class _Pump(threading.Thread):
         binary = getattr(self._echo, "buffer", None)
         pending = b""
         while chunk := os.read(fd, _READ_BYTES):
-            self.last_read = time.monotonic()
+            self.last_activity = time.monotonic()
             self._write(chunk, binary)
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:
@@ -127,6 +127,7 @@ class _Pump(threading.Thread):
     def _record(self, line: bytes) -> None:
         self._recorder.record(line)
         self._gate.admit()
+        self.last_activity = time.monotonic()
 
     def _write(self, chunk: bytes, binary: IO[bytes] | None) -> None:
         if self._echo is None:
@@ -179,8 +180,9 @@ def _child_env(job: Job, endpoint: str | None) -> dict[str, str]:
 
     env = dict(os.environ)
     env.update(child_environment(job.span, job.id))
-    if endpoint:
+    if endpoint:  # what the wrapper exports to, the child exports to
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint if "://" in endpoint else f"http://{endpoint}"
+        env.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     return env
 
 
@@ -189,7 +191,7 @@ def _join_pumps(pumps: Sequence[_Pump]) -> None:
     for pump in pumps:
         while pump.is_alive():
             pump.join(0.2)
-            if time.monotonic() - pump.last_read > _PIPE_IDLE_S:
+            if time.monotonic() - pump.last_activity > _PIPE_IDLE_S:
                 break
 
 
@@ -268,7 +270,8 @@ def run_command(
     if agent is None:
         agent = Agent(console_fallback=False)
         service = None
-        if "OTEL_SERVICE_NAME" not in os.environ:
+        named = "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+        if "OTEL_SERVICE_NAME" not in os.environ and not named:
             service = os.path.basename(argv[0]) or "jobtrail-run"
         agent.configure(endpoint=endpoint, service_name=service, capture_logging=False)
         if agent.stats().endpoint_reachable is False:  # warned once; spare cron the retries
