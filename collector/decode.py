@@ -24,6 +24,7 @@ from jobtrail.collector.values import (
     InvalidRecord,
     any_value,
     attributes,
+    enum_value,
     hex_id,
     micros,
     service_of,
@@ -81,6 +82,8 @@ def decode_traces(request: ExportTraceServiceRequest) -> Decoded:
                     parent = hex_id(span.parent_span_id, 8, "parent_span_id", required=False)
                     start = micros(span.start_time_unix_nano, "start_time_unix_nano")
                     end = micros(span.end_time_unix_nano, "end_time_unix_nano")
+                    enum_value(span.kind, "span kind", 5)
+                    enum_value(span.status.code, "status code", 2)
                 except InvalidRecord as exc:
                     out.reject(exc)
                     continue
@@ -172,6 +175,7 @@ def decode_logs(request: ExportLogsServiceRequest) -> Decoded:
                     span_id = hex_id(record.span_id, 8, "span_id", required=False)
                     time_us = micros(record.time_unix_nano, "time_unix_nano")
                     observed = micros(record.observed_time_unix_nano, "observed_time_unix_nano")
+                    enum_value(record.severity_number, "severity_number", 24)
                 except InvalidRecord as exc:
                     out.reject(exc)
                     continue

@@ -9,7 +9,6 @@ process's memory.
 from __future__ import annotations
 
 import logging
-import zlib
 
 from aiohttp import web
 from google.protobuf.message import Message
@@ -74,9 +73,9 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
                 what = "inflated request body" if encoded else "request body"
                 raise TooLarge(f"{what} exceeds {max_bytes} bytes")
             chunks.append(chunk)
-    except web.HTTPException:
+    except (web.HTTPException, TooLarge):
         raise
-    except (ValueError, zlib.error) as exc:
+    except Exception as exc:  # noqa: BLE001 - a corrupt gzip/deflate stream, a cut connection
         raise InvalidPayload(f"unreadable body: {exc}") from exc
     return b"".join(chunks)
 

@@ -84,3 +84,10 @@ def service_of(resource_attrs: dict[str, Any]) -> str | None:
     """The ``service.name`` of a resource, as a string."""
     name = resource_attrs.get("service.name")
     return None if name is None else str(name)
+
+
+def enum_value(value: int, what: str, maximum: int) -> int:
+    """Check an OTLP enum (span kind, status code, severity) fits its known range."""
+    if not 0 <= value <= maximum:
+        raise InvalidRecord(f"{what} {value} is out of range 0..{maximum}")
+    return value

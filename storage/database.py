@@ -3,6 +3,10 @@
 DuckDB allows one writing process per file, and within the process one connection should
 own writes (the :class:`~jobtrail.storage.writer.BatchWriter`). Readers take their own
 cursors from the same instance, so they see every committed batch without a second open.
+
+A file that is not a jobtrail database is refused before anything is written to it: its
+header is checked first, then its tables on a read-only connection (a read-write one would
+merge a pending write-ahead log into the file when it closes).
 """
 
 from __future__ import annotations
@@ -12,7 +16,13 @@ from pathlib import Path
 
 import duckdb
 
-from jobtrail.storage.schema import SchemaError, migrate
+from jobtrail.storage.schema import SCHEMA_VERSION, SchemaError, current_version, migrate
+
+#: Every DuckDB file has these bytes right after the header's 8-byte checksum.
+_DUCKDB_MAGIC = b"DUCK"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_Config = dict[str, str | bool | int | float | list[str]]
 
 
 class DatabaseError(RuntimeError):
@@ -31,7 +41,7 @@ class Database:
         # Instance-wide hardening, fixed at connect time (it cannot be changed afterwards):
         # user SQL reaches this instance through the API, so it must not reach files,
         # extensions, Python objects or settings.
-        config: dict[str, str | int | bool] = {
+        config: _Config = {
             "enable_external_access": False,
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
@@ -42,18 +52,13 @@ class Database:
         if threads:
             config["threads"] = threads
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(self.path, config=config)
-        except duckdb.IOException as exc:
-            raise DatabaseError(_explain(exc), path=self.path) from exc
-        except duckdb.Error as exc:
-            raise DatabaseError(str(exc).splitlines()[0], path=self.path) from exc
+            _check_existing(Path(self.path), config)
+        self.con = _connect(self.path, config)
         try:
             migrate(self.con)
-        except SchemaError as exc:
+        except (SchemaError, duckdb.Error) as exc:
             self.con.close()
-            raise DatabaseError(str(exc), path=self.path) from exc
+            raise DatabaseError(_first_line(exc), path=self.path) from exc
         self._lock = threading.Lock()
         self._closed = False
 
@@ -76,8 +81,60 @@ class Database:
             self.con.close()
 
 
+def _connect(path: str, config: _Config, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(path, read_only=read_only, config=config)
+    except duckdb.Error as exc:
+        raise DatabaseError(_explain(exc), path=path) from exc
+
+
+def _check_existing(path: Path, config: _Config) -> None:
+    """Refuse, without writing to it, a path that is not a jobtrail database (or its dir)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot create its directory: {exc.strerror or exc}", path=str(path)
+        ) from exc
+    if path.is_dir():
+        raise DatabaseError("is a directory, not a database file", path=str(path))
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise DatabaseError(f"cannot read: {exc.strerror or exc}", path=str(path)) from exc
+    if head.startswith(_SQLITE_MAGIC):
+        raise DatabaseError(
+            "is a SQLite database, not a DuckDB one; left untouched", path=str(path)
+        )
+    if head[8:12] != _DUCKDB_MAGIC:
+        what = "is empty" if not head else "is not a DuckDB database file"
+        raise DatabaseError(f"{what}; left untouched", path=str(path))
+    con = _connect(str(path), config, read_only=True)
+    try:
+        version = current_version(con)
+    except (SchemaError, duckdb.Error) as exc:
+        raise DatabaseError(f"{_first_line(exc)}; left untouched", path=str(path)) from exc
+    finally:
+        con.close()
+    if version > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"database schema version {version} is newer than this jobtrail ({SCHEMA_VERSION}); "
+            "left untouched",
+            path=str(path),
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
 def _explain(exc: duckdb.Error) -> str:
-    text = str(exc)
+    text = _first_line(exc)
     if "lock" in text.lower():
         return "database is locked by another process (is a jobtrail server already running?)"
-    return text.splitlines()[0]
+    if "not a valid DuckDB database file" in text:
+        return "is not a DuckDB database file; left untouched"
+    return text

@@ -1,0 +1,160 @@
+"""Graceful shutdown: SIGTERM/SIGINT under load drain, commit, checkpoint and exit 0.
+
+A second signal during a long drain exits at once; the file still opens and holds everything
+that was acknowledged (an acknowledgement is only ever sent after the commit).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e.harness import ServerProcess
+from reliability_support import APPS, kill, read_every_block, wait_until
+
+from jobtrail.storage import Database
+
+pytestmark = pytest.mark.e2e
+
+#: One request per group commit and a queue that never refuses: a deep backlog to drain.
+BIG_QUEUE = """
+processors:
+  batch: {send_batch_max_size: 10}
+exporters:
+  duckdb:
+    sending_queue: {queue_size: 5000000, max_mib: 4096}
+"""
+GRACEFUL_EXIT_S = 20.0
+SECOND_SIGNAL_EXIT_S = 2.0
+
+
+def _flood(server: ServerProcess, tmp: Path, procs: int, threads: int) -> list[subprocess.Popen[str]]:
+    return [
+        subprocess.Popen(
+            [sys.executable, str(APPS / "flood.py"), server.grpc, str(tmp / f"flood-{i}.jsonl"),
+             "60", str(threads), "10"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for i in range(procs)
+    ]
+
+
+def _finish(floods: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    summaries = []
+    for proc in floods:
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        summaries.append(json.loads(out.strip().splitlines()[-1]))
+    return summaries
+
+
+def _acked(tmp: Path) -> list[str]:
+    return [s for f in sorted(tmp.glob("flood-*.jsonl")) for line in f.open() for s in json.loads(line)]
+
+
+def _acked_requests(tmp: Path) -> int:
+    return sum(f.read_bytes().count(b"\n") for f in tmp.glob("flood-*.jsonl"))
+
+
+def _queue_records(server: ServerProcess) -> int:
+    with urllib.request.urlopen(f"{server.api}/metrics", timeout=10) as resp:  # noqa: S310
+        text = resp.read().decode()
+    match = re.search(r"^jobtrail_queue_records (\S+)$", text, re.M)
+    assert match is not None
+    return int(float(match.group(1)))
+
+
+def _check_file(db_path: Path, acked: list[str]) -> dict[str, int]:
+    db = Database(db_path)
+    try:
+        con = db.cursor()
+        counts = read_every_block(con)
+        con.execute("CREATE TEMP TABLE acked AS SELECT unnest(?::VARCHAR[]) AS id", [acked])
+        missing, dupes = con.execute(
+            """SELECT (SELECT count(*) FROM acked a ANTI JOIN spans s ON s.span_id = a.id),
+                      (SELECT count(*) FROM (SELECT 1 FROM spans GROUP BY span_id
+                                             HAVING count(*) > 1))"""
+        ).fetchone()  # type: ignore[misc]
+    finally:
+        db.close()
+    assert missing == 0, f"{missing} of {len(acked)} acknowledged spans are missing"
+    assert dupes == 0
+    return counts
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_under_load_drains_checkpoints_and_exits_0(tmp_path: Path, sig: int) -> None:
+    server = ServerProcess(tmp_path, BIG_QUEUE)
+    server.start()
+    floods = _flood(server, tmp_path, procs=2, threads=16)
+    try:
+        wait_until(lambda: _acked_requests(tmp_path) >= 50, 60, "load to flow")
+        queued = _queue_records(server)
+        started = time.monotonic()
+        assert server.proc is not None
+        server.proc.send_signal(sig)
+        code = server.proc.wait(GRACEFUL_EXIT_S)
+        exit_s = time.monotonic() - started
+        server.log.close()
+        server.proc = None
+        summaries = _finish(floods)
+    finally:
+        for proc in floods:
+            proc.kill()
+        if server.proc is not None:
+            kill(server)
+    assert code == 0, (tmp_path / "server.log").read_text()[-3000:]
+    assert not Path(f"{server.db}.wal").exists(), "closed without a final checkpoint"
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+    acked = _acked(tmp_path)
+    counts = _check_file(server.db, acked)
+    errors = {k: sum(s["errors"].get(k, 0) for s in summaries) for s in summaries for k in s["errors"]}
+    print(
+        f"\n{signal.Signals(sig).name}: exit 0 in {exit_s:.2f} s with {queued} records queued; "
+        f"{len(acked)} acked spans all stored ({counts['spans']} stored); client errors {errors}"
+    )
+
+
+def test_second_signal_during_a_long_drain_exits_at_once(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, BIG_QUEUE)
+    server.start()
+    floods = _flood(server, tmp_path, procs=3, threads=64)
+    try:
+        # A backlog of hundreds of one-request commits: the drain takes seconds.
+        wait_until(lambda: _queue_records(server) >= 1500, 60, "a deep write queue")
+        queued = _queue_records(server)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert server.proc.poll() is None, "the drain ended within 1 s: too short to interrupt"
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(10)
+        exit_s = time.monotonic() - started
+        server.log.close()
+        server.proc = None
+        _finish(floods)
+    finally:
+        for proc in floods:
+            proc.kill()
+        if server.proc is not None:
+            kill(server)
+    assert code == 130
+    assert exit_s < SECOND_SIGNAL_EXIT_S, f"second signal took {exit_s:.2f} s"
+    log = (tmp_path / "server.log").read_text()
+    assert "second signal: exiting now" in log and "Traceback" not in log, log[-3000:]
+    acked = _acked(tmp_path)
+    counts = _check_file(server.db, acked)  # opens cleanly, holds every acknowledged span
+    print(
+        f"\nsecond signal: exit {code} in {exit_s:.3f} s, {queued} records were queued at the "
+        f"first; {len(acked)} acked spans all stored ({counts['spans']} stored)"
+    )
