@@ -234,6 +234,6 @@ async def serve(
         await receiver.stop()
         await otlp_http.cleanup()
         await runner.cleanup()
-        await asyncio.to_thread(writer.close)
-        db.close()
+        if await asyncio.to_thread(writer.close):  # drains the queue; a 2nd signal exits now
+            db.close()
         log.info("stopped")

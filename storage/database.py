@@ -93,9 +93,9 @@ def _check_existing(path: Path, config: _Config) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DatabaseError(
-            f"cannot create its directory: {exc.strerror or exc}", path=str(path)
-        ) from exc
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a directory" if blocker else exc.strerror or str(exc)
+        raise DatabaseError(f"cannot create its directory: {why}", path=str(path)) from exc
     if path.is_dir():
         raise DatabaseError("is a directory, not a database file", path=str(path))
     if not path.exists():
@@ -133,8 +133,11 @@ def _first_line(exc: BaseException) -> str:
 
 def _explain(exc: duckdb.Error) -> str:
     text = _first_line(exc)
-    if "lock" in text.lower():
+    lowered = text.lower()
+    if "could not set lock" in lowered or "conflicting lock" in lowered:
         return "database is locked by another process (is a jobtrail server already running?)"
-    if "not a valid DuckDB database file" in text:
+    if "not a valid duckdb database file" in lowered:
         return "is not a DuckDB database file; left untouched"
+    if "corrupt" in lowered or "checksum" in lowered or "could not read enough bytes" in lowered:
+        return f"is damaged or truncated ({text}); left untouched"
     return text

@@ -194,15 +194,21 @@ class BatchWriter:
         self._queue.put(_Task(fn, future, loop))
         return await future
 
-    def close(self, timeout_s: float = 30.0) -> None:
-        """Stop accepting, commit everything queued, and stop the thread."""
+    def close(self, timeout_s: float | None = None) -> bool:
+        """Stop accepting, commit everything queued, and stop the thread.
+
+        Waits for the queue to drain (accepted data is never dropped) unless ``timeout_s``
+        says otherwise. Returns False while the thread still runs, in which case the caller
+        must not close the database under it.
+        """
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._queue.put(_STOP)
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
         if self._thread is not None:
             self._thread.join(timeout_s)
+            return not self._thread.is_alive()
+        return True
 
     # --- writer thread -----------------------------------------------------------------
 

@@ -59,10 +59,19 @@ class Clients:
             self.procs.append(
                 subprocess.Popen(
                     [
-                        sys.executable, str(APPS / "crash_client.py"), str(self.tmp / "ready.json"),
-                        str(i), str(out), str(self.stop_file), str(jobs), str(logs_per_job),
+                        sys.executable,
+                        str(APPS / "crash_client.py"),
+                        str(self.tmp / "ready.json"),
+                        str(i),
+                        str(out),
+                        str(self.stop_file),
+                        str(jobs),
+                        str(logs_per_job),
                     ],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
                 )  # fmt: skip
             )
 
@@ -137,9 +146,15 @@ def verify(con: duckdb.DuckDBPyConnection, acked: list[dict[str, Any]]) -> Verdi
     bodies = [b for a in logs for b in a["logs"]]
     job_ids = sorted({j for a in traces for j in a["jobs"]})
     assert len(span_ids) == len(set(span_ids)) and len(bodies) == len(set(bodies))
-    con.execute("CREATE OR REPLACE TEMP TABLE acked_spans AS SELECT unnest(?::VARCHAR[]) AS id", [span_ids])
-    con.execute("CREATE OR REPLACE TEMP TABLE acked_logs AS SELECT unnest(?::VARCHAR[]) AS body", [bodies])
-    con.execute("CREATE OR REPLACE TEMP TABLE acked_jobs AS SELECT unnest(?::VARCHAR[]) AS id", [job_ids])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE acked_spans AS SELECT unnest(?::VARCHAR[]) AS id", [span_ids]
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE acked_logs AS SELECT unnest(?::VARCHAR[]) AS body", [bodies]
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE acked_jobs AS SELECT unnest(?::VARCHAR[]) AS id", [job_ids]
+    )
 
     def one(sql: str, *params: Any) -> Any:
         row = con.execute(sql, list(params)).fetchone()
@@ -163,7 +178,9 @@ def verify(con: duckdb.DuckDBPyConnection, acked: list[dict[str, Any]]) -> Verdi
         acked_spans=len(span_ids),
         acked_logs=len(bodies),
         acked_jobs=len(job_ids),
-        missing_spans=one("SELECT count(*) FROM acked_spans a ANTI JOIN spans s ON s.span_id = a.id"),
+        missing_spans=one(
+            "SELECT count(*) FROM acked_spans a ANTI JOIN spans s ON s.span_id = a.id"
+        ),
         missing_logs=one("SELECT count(*) FROM acked_logs a ANTI JOIN logs l ON l.body = a.body"),
         duplicate_spans=one(
             "SELECT count(*) FROM (SELECT 1 FROM spans GROUP BY trace_id, span_id HAVING count(*) > 1)"
@@ -172,7 +189,9 @@ def verify(con: duckdb.DuckDBPyConnection, acked: list[dict[str, Any]]) -> Verdi
             """SELECT count(*) FROM (SELECT 1 FROM logs
                GROUP BY trace_id, span_id, time, body HAVING count(*) > 1)"""
         ),
-        duplicate_jobs=one("SELECT count(*) FROM (SELECT 1 FROM jobs GROUP BY id HAVING count(*) > 1)"),
+        duplicate_jobs=one(
+            "SELECT count(*) FROM (SELECT 1 FROM jobs GROUP BY id HAVING count(*) > 1)"
+        ),
         missing_jobs=one("SELECT count(*) FROM acked_jobs a ANTI JOIN jobs j USING (id)"),
         incomplete_jobs=one(
             """SELECT count(*) FROM acked_jobs a JOIN jobs j USING (id)

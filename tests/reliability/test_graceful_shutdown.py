@@ -36,12 +36,23 @@ GRACEFUL_EXIT_S = 20.0
 SECOND_SIGNAL_EXIT_S = 2.0
 
 
-def _flood(server: ServerProcess, tmp: Path, procs: int, threads: int) -> list[subprocess.Popen[str]]:
+def _flood(
+    server: ServerProcess, tmp: Path, procs: int, threads: int
+) -> list[subprocess.Popen[str]]:
     return [
         subprocess.Popen(
-            [sys.executable, str(APPS / "flood.py"), server.grpc, str(tmp / f"flood-{i}.jsonl"),
-             "60", str(threads), "10"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(APPS / "flood.py"),
+                server.grpc,
+                str(tmp / f"flood-{i}.jsonl"),
+                "60",
+                str(threads),
+                "10",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for i in range(procs)
     ]
@@ -57,7 +68,9 @@ def _finish(floods: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
 
 
 def _acked(tmp: Path) -> list[str]:
-    return [s for f in sorted(tmp.glob("flood-*.jsonl")) for line in f.open() for s in json.loads(line)]
+    return [
+        s for f in sorted(tmp.glob("flood-*.jsonl")) for line in f.open() for s in json.loads(line)
+    ]
 
 
 def _acked_requests(tmp: Path) -> int:
@@ -117,7 +130,9 @@ def test_signal_under_load_drains_checkpoints_and_exits_0(tmp_path: Path, sig: i
     assert "Traceback" not in log, log[-3000:]
     acked = _acked(tmp_path)
     counts = _check_file(server.db, acked)
-    errors = {k: sum(s["errors"].get(k, 0) for s in summaries) for s in summaries for k in s["errors"]}
+    errors = {
+        k: sum(s["errors"].get(k, 0) for s in summaries) for s in summaries for k in s["errors"]
+    }
     print(
         f"\n{signal.Signals(sig).name}: exit 0 in {exit_s:.2f} s with {queued} records queued; "
         f"{len(acked)} acked spans all stored ({counts['spans']} stored); client errors {errors}"
@@ -158,3 +173,42 @@ def test_second_signal_during_a_long_drain_exits_at_once(tmp_path: Path) -> None
         f"\nsecond signal: exit {code} in {exit_s:.3f} s, {queued} records were queued at the "
         f"first; {len(acked)} acked spans all stored ({counts['spans']} stored)"
     )
+
+
+_SLOW_DRAIN = """
+import asyncio, sys
+sys.path.insert(0, {tests!r})
+from otlp_build import new_span_id, new_trace_id, span, traces_request
+from jobtrail.collector.decode import decode_traces
+from jobtrail.storage import Database
+from jobtrail.storage.writer import BatchWriter
+
+
+async def main():
+    db = Database({db!r})
+    writer = BatchWriter(db, max_group_records=1)
+    writer.start()
+    jobs = [{{"job.type": "drain", "job.id": f"j{{i}}"}} for i in range(400)]
+    batches = [decode_traces(traces_request([span(new_trace_id(), new_span_id(), "j", a)])).batch
+               for a in jobs]
+    pending = [asyncio.ensure_future(writer.write(b)) for b in batches]
+    await asyncio.sleep(0.1)
+    # serve()'s shutdown: close() waits for the whole drain, and only then is the file closed
+    if await asyncio.to_thread(writer.close):
+        db.close()
+    print("closed", flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+def test_drain_longer_than_the_close_bound_never_closes_under_the_writer(tmp_path: Path) -> None:
+    db = tmp_path / "drain.duckdb"
+    tests = str(Path(__file__).parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", _SLOW_DRAIN.format(tests=tests, db=str(db))],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and "closed" in done.stdout, done.stderr[-2000:]
+    Database(db).close()  # and the file opens afterwards

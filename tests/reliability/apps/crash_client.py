@@ -43,7 +43,10 @@ METHODS = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
     "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
 }
-RESPONSES: dict[str, Any] = {"traces": ExportTraceServiceResponse, "logs": ExportLogsServiceResponse}
+RESPONSES: dict[str, Any] = {
+    "traces": ExportTraceServiceResponse,
+    "logs": ExportLogsServiceResponse,
+}
 DRAIN_S = float(os.environ.get("CRASH_CLIENT_DRAIN_S", "30"))
 STEPS_PER_JOB = 3
 
@@ -133,7 +136,12 @@ def build(client: int, n: int, jobs: int, logs_per_job: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ready_file, client, out_path, stop_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    ready_file, client, out_path, stop_file = (
+        sys.argv[1],
+        int(sys.argv[2]),
+        sys.argv[3],
+        sys.argv[4],
+    )
     jobs = int(sys.argv[5]) if len(sys.argv) > 5 else 4
     logs_per_job = int(sys.argv[6]) if len(sys.argv) > 6 else 8
     sender = Sender(ready_file, stop_file)
