@@ -237,7 +237,21 @@ class Linker:
                     continue
                 job_ids[i], step_names[i], step_spans[i] = owner
             logs = _set_columns(logs, job_id=job_ids, step=step_names, step_span_id=step_spans)
-        return logs.append_column("id", ids), first
+        logs = logs.append_column("id", ids)
+        self._record_log_ranges(logs)
+        return logs, first
+
+    def _record_log_ranges(self, logs: pa.Table) -> None:
+        """Widen each job's ``job_log_ranges`` row to cover the ids of its new records.
+
+        Log ids grow with arrival, so one job's records sit in a narrow id range; a query
+        for them bounded by that range reads a few row groups instead of the whole table.
+        """
+        linked = logs.select(["job_id", "id"]).filter(pc.is_valid(logs.column("job_id")))
+        if linked.num_rows == 0:
+            return
+        ranges = linked.group_by("job_id").aggregate([("id", "min"), ("id", "max")])
+        upsert_log_ranges(self._con, ranges.rename_columns(["job_id", "lo", "hi"]))
 
     # --- late linking ----------------------------------------------------------------------
 
@@ -271,6 +285,7 @@ class _TraceTree:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, traces: list[str], min_log_id: int) -> None:
         q = "trace_id IN (SELECT unnest(?))"
+        self.min_log_id = min_log_id
         self.parent: dict[tuple[str, str], str | None] = {}
         for t, s, p in con.execute(
             f"SELECT trace_id, span_id, parent_span_id FROM spans WHERE {q}",
@@ -360,10 +375,32 @@ class _TraceTree:
             con.execute(
                 """UPDATE logs SET job_id = l.j, step = l.n, step_span_id = l.ss
                    FROM _log_links l
-                   WHERE logs.trace_id = l.t AND logs.span_id = l.s AND logs.job_id IS NULL"""
+                   WHERE logs.trace_id = l.t AND logs.span_id = l.s AND logs.job_id IS NULL
+                     AND logs.id >= ?""",
+                [self.min_log_id],
             )
+            ranges = con.execute(
+                """SELECT l.j AS job_id, min(logs.id) AS lo, max(logs.id) AS hi
+                   FROM logs JOIN _log_links l ON logs.trace_id = l.t AND logs.span_id = l.s
+                   WHERE logs.id >= ? GROUP BY l.j""",
+                [self.min_log_id],
+            ).to_arrow_table()
             con.unregister("_log_links")
+            upsert_log_ranges(con, ranges)
         return changed
+
+
+def upsert_log_ranges(con: duckdb.DuckDBPyConnection, ranges: pa.Table) -> None:
+    """Merge ``(job_id, lo, hi)`` rows into ``job_log_ranges`` (ranges only ever widen)."""
+    con.register("_log_ranges", ranges)
+    try:
+        con.execute(
+            """INSERT INTO job_log_ranges SELECT job_id, lo, hi FROM _log_ranges
+               ON CONFLICT (job_id) DO UPDATE SET lo = least(lo, excluded.lo),
+                                                  hi = greatest(hi, excluded.hi)"""
+        )
+    finally:
+        con.unregister("_log_ranges")
 
 
 def _load_attempts(text: str | None) -> list[dict[str, Any]]:

@@ -172,8 +172,32 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v4(con: duckdb.DuckDBPyConnection) -> None:
+    """Find one job's logs and steps without scanning the whole table.
+
+    ``job_log_ranges`` holds the smallest and largest log id of each job (kept by the
+    writer); since ids grow with arrival, DuckDB's per-row-group min/max of ``logs.id``
+    skips everything outside that range. Steps get an index on ``job_id``.
+    """
+    con.execute(
+        "CREATE TABLE job_log_ranges (job_id VARCHAR PRIMARY KEY, lo BIGINT NOT NULL, "
+        "hi BIGINT NOT NULL)"
+    )
+    rebuild_log_ranges(con)
+    con.execute("CREATE INDEX steps_job_id ON steps (job_id)")
+
+
+def rebuild_log_ranges(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute ``job_log_ranges`` from ``logs`` (after loading logs by other means)."""
+    con.execute("DELETE FROM job_log_ranges")
+    con.execute(
+        "INSERT INTO job_log_ranges SELECT job_id, min(id), max(id) FROM logs "
+        "WHERE job_id IS NOT NULL GROUP BY job_id"
+    )
+
+
 #: Ordered migrations; index + 1 is the schema version each one produces.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Tables users may query and that the API documents.

@@ -242,6 +242,12 @@ def check_sql(sql: str) -> None:
         try:
             statements = con.extract_statements(sql)
         except duckdb.Error as exc:
+            # Some statements (IMPORT DATABASE) touch files while being parsed; name the
+            # statement rather than the file error they run into.
+            keyword = _first_keyword(sql)
+            parse_error = isinstance(exc, duckdb.ParserException)
+            if keyword and not parse_error and keyword not in _QUERY_KEYWORDS:
+                raise _reject(_NOT_SELECT.format(kind=keyword)) from None
             raise _reject(_first_line(exc)) from None
         if len(statements) != 1:
             raise _reject(
@@ -250,15 +256,27 @@ def check_sql(sql: str) -> None:
             )
         kind = statements[0].type
         if kind != duckdb.StatementType.SELECT:
-            raise _reject(
-                f"only SELECT statements are allowed (this is {kind.name}); "
-                "the database is read-only through this interface"
-            )
+            raise _reject(_NOT_SELECT.format(kind=kind.name))
         row = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
     tree = orjson.loads(row[0]) if row else {"error": True}
     if tree.get("error"):
         raise _reject(str(tree.get("error_message") or "cannot be analysed; not a plain SELECT"))
     _check_tree(tree["statements"])
+
+
+_NOT_SELECT = (
+    "only SELECT statements are allowed (this is {kind}); "
+    "the database is read-only through this interface"
+)
+_QUERY_KEYWORDS = frozenset({"SELECT", "WITH", "FROM", "VALUES", "TABLE", "PIVOT", "UNPIVOT"})
+_LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*\n?|/\*.*?\*/|\()*", re.S)
+
+
+def _first_keyword(sql: str) -> str:
+    """The statement's first word, past whitespace, comments and parentheses."""
+    rest = sql[_LEADING_NOISE.match(sql).end() :]  # type: ignore[union-attr]
+    word = re.match(r"[A-Za-z_]+", rest)
+    return word.group(0).upper() if word else ""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ import pytest
 from otlp_build import log, logs_request, new_span_id, new_trace_id, span, traces_request
 
 from jobtrail.collector import decode_logs, decode_traces
-from jobtrail.storage import Database
+from jobtrail.storage import Database, queries
 from jobtrail.storage.writer import BatchWriter
 
 
@@ -80,6 +80,11 @@ async def test_any_arrival_order_gives_the_same_job(tmp_path: Path, order: list[
     assert logs["starting"] == (parent[0], None)
     assert logs["downloading"] == (parent[0], "download")
     assert logs["child failed"] == (jobs["sub"][0], None)
+    for job_id in (parent[0], jobs["sub"][0]):  # the id range kept per job covers every log
+        direct = [r[0] for r in cur.execute(
+            "SELECT id FROM logs WHERE job_id = ? AND event_name IS NULL ORDER BY id", [job_id]
+        ).fetchall()]
+        assert direct and [r["id"] for r in queries.job_logs(cur, job_id)["logs"]] == direct
     db.close()
 
 
