@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from jobtrail.storage import Database
-from jobtrail.storage.schema import rebuild_log_ranges
+from jobtrail.storage.schema import rebuild_log_summaries
 
 #: Bump when the generated data changes (cached databases are keyed by it).
 VERSION = 3
@@ -245,12 +245,12 @@ def generate(path: Path, *, jobs: int, logs_per_job: int = 50) -> dict[str, Any]
         ("spans", _spans_sql()),
         ("logs", _logs_sql(jobs, logs_per_job, 1)),
         ("system_logs", _system_logs_sql(n_system, 1 + n_logs, now)),
-        ("job_log_ranges", ""),
+        ("log_summaries", ""),
     ]
     for name, sql in steps:
         t0 = time.perf_counter()
-        if name == "job_log_ranges":
-            rebuild_log_ranges(con)  # what the writer keeps as logs arrive
+        if name == "log_summaries":
+            rebuild_log_summaries(con)  # what the writer keeps as logs arrive
         else:
             con.execute(sql)
         con.execute("CHECKPOINT")

@@ -20,6 +20,7 @@ from jobtrail.storage._query_model import (
     StatsFilter,
 )
 from jobtrail.storage._sql import Where, by_level, fetch_dicts, format_ts, snapshot, ts, utcnow
+from jobtrail.storage.log_counts import count_logs
 
 #: Buckets are aligned to this instant (a midnight UTC), like DuckDB's ``time_bucket``.
 _ORIGIN = datetime(2000, 1, 1)
@@ -90,6 +91,14 @@ def _job_stats(
 
 
 def _log_stats(cur: duckdb.DuckDBPyConnection, flt: StatsFilter) -> LogStats:
+    if flt.type is None:  # the hourly counts answer it; a type needs each record's job
+        levels, categories = count_logs(cur, flt.since, flt.until)
+        top = sorted(((c, n) for c, n in categories.items() if c and n), key=lambda cn: -cn[1])
+        return {
+            "total": sum(levels.values()),
+            "by_level": by_level({level: n for level, n in levels.items() if n}),
+            "by_category": dict(top[:_TOP_CATEGORIES]),
+        }
     where = Where()
     where.add("l.event_name IS NULL")
     if flt.since is not None:

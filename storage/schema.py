@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import duckdb
 
+from jobtrail.storage.log_counts import LOG_COUNTS_DDL, rebuild_log_counts
+
 log = logging.getLogger(__name__)
 
 SPANS_DDL = """
@@ -196,8 +198,26 @@ def rebuild_log_ranges(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v5(con: duckdb.DuckDBPyConnection) -> None:
+    """Hourly log counts by level and category, kept by the writer, for stats."""
+    con.execute(LOG_COUNTS_DDL)
+    rebuild_log_counts(con)
+
+
+def _v6(con: duckdb.DuckDBPyConnection) -> None:
+    """Log records retention's per-job cap removed from the middle of each job's logs."""
+    con.execute("ALTER TABLE jobs ADD COLUMN logs_dropped BIGINT DEFAULT 0")
+
+
+def rebuild_log_summaries(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute what the writer keeps about ``logs`` as records arrive (per-job id ranges,
+    hourly counts), after logs were loaded or deleted other than through the writer."""
+    rebuild_log_ranges(con)
+    rebuild_log_counts(con)
+
+
 #: Ordered migrations; index + 1 is the schema version each one produces.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Tables users may query and that the API documents.

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from jobtrail.storage.database import Database
 from jobtrail.storage.linker import Linker
+from jobtrail.storage.log_counts import record_log_counts
 from jobtrail.storage.model import Batch
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class _Task:
     fn: Callable[[Any], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    transaction: bool = True
 
 
 _STOP = object()
@@ -180,18 +182,22 @@ class BatchWriter:
         self._queue.put(_Item(batch, future, loop))
         await asyncio.shield(future)
 
-    async def run(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    async def run(
+        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, transaction: bool = True
+    ) -> T:
         """Run ``fn(connection)`` on the writer thread in its own transaction.
 
         Maintenance (marking lost jobs, retention) goes through here so the writer stays the
         only code that writes, and it is ordered with ingest instead of racing it.
+        ``transaction=False`` runs it bare, for statements that refuse a transaction
+        (``CHECKPOINT``).
         """
         with self._lock:
             if self._closed:
                 raise WriterClosed("writer is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Task(fn, future, loop))
+        self._queue.put(_Task(fn, future, loop, transaction))
         return await future
 
     def close(self, timeout_s: float | None = None) -> bool:
@@ -247,6 +253,14 @@ class BatchWriter:
 
     def _run_task(self, task: _Task) -> None:
         con = self._con
+        if not task.transaction:
+            try:
+                result = task.fn(con)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+                task.loop.call_soon_threadsafe(_resolve, task.future, exc)
+                return
+            task.loop.call_soon_threadsafe(_set_result, task.future, result)
+            return
         con.execute("BEGIN TRANSACTION")
         try:
             result = task.fn(con)
@@ -341,6 +355,7 @@ class BatchWriter:
                 logs, first_id = self._linker.link_logs(logs)
                 con.register("_batch_logs", logs)
                 con.execute("INSERT INTO logs BY NAME SELECT * FROM _batch_logs")
+                record_log_counts(con, "_batch_logs")
                 con.unregister("_batch_logs")
                 info.logs = logs.num_rows
                 info.first_log_id, info.last_log_id = first_id, first_id + logs.num_rows - 1
