@@ -1,13 +1,19 @@
-"""Periodic ``job.heartbeat`` records for running jobs.
+"""Periodic ``job.heartbeat`` records for running jobs, and progress sent a moment later.
 
 The collector marks a job ``lost`` when it has heard nothing from it for a while (see
 DESIGN, lifecycle events); a job busy in one long step logs nothing, so one background
 thread per agent speaks for all running jobs.
+
+The same thread sends a job's automatic progress (after each step) a moment late: when the
+next step starts within that moment, its ``step.started`` record carries the progress and
+no separate record is needed. A job of many quick steps then costs one record per step,
+not two, and the page still sees every change within :data:`PROGRESS_DELAY_S`.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Protocol
 
 from ._stats import Counters
@@ -15,8 +21,14 @@ from ._stats import Counters
 __all__ = ["Heartbeat"]
 
 
+#: How long automatic progress may wait for the next ``step.started`` to carry it.
+PROGRESS_DELAY_S = 0.2
+
+
 class _Beating(Protocol):
     def _emit_heartbeat(self) -> None: ...
+
+    def _flush_progress(self) -> None: ...
 
 
 class Heartbeat:
@@ -31,33 +43,65 @@ class Heartbeat:
         self._interval_s = interval_s
         self._counters = counters
         self._jobs: set[_Beating] = set()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._due: dict[_Beating, float] = {}
+        self._cond = threading.Condition()
+        self._stopped = False
         self._thread: threading.Thread | None = None
 
     def add(self, job: _Beating) -> None:
         """Start beating for ``job`` (starting the thread if needed)."""
-        with self._lock:
+        with self._cond:
             self._jobs.add(job)
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name="jobtrail-heartbeat", daemon=True
-                )
-                self._thread.start()
+            self._ensure_thread()
 
     def discard(self, job: _Beating) -> None:
-        """Stop beating for ``job``."""
-        with self._lock:
+        """Stop beating for ``job`` (and forget progress it had not sent)."""
+        with self._cond:
             self._jobs.discard(job)
+            self._due.pop(job, None)
+
+    def progress_soon(self, job: _Beating) -> None:
+        """Call ``job._flush_progress()`` within :data:`PROGRESS_DELAY_S` seconds."""
+        with self._cond:
+            if job in self._due:
+                return
+            self._due[job] = time.monotonic() + PROGRESS_DELAY_S
+            self._ensure_thread()
+            self._cond.notify()
 
     def stop(self) -> None:
-        """Stop the thread (it exits at its next wake-up, at most ``interval_s`` later)."""
-        self._stop.set()
+        """Stop the thread (it exits at once)."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None and not self._stopped:
+            self._thread = threading.Thread(
+                target=self._run, name="jobtrail-heartbeat", daemon=True
+            )
+            self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            with self._lock:
-                jobs = list(self._jobs)
+        next_beat = time.monotonic() + self._interval_s
+        while True:
+            with self._cond:
+                if self._stopped:
+                    return
+                now = time.monotonic()
+                due = [job for job, at in self._due.items() if at <= now]
+                for job in due:
+                    del self._due[job]
+                beat = now >= next_beat
+                if not due and not beat:
+                    self._cond.wait(min([next_beat, *self._due.values()]) - now)
+                    continue
+                jobs = list(self._jobs) if beat else []
+                if beat:
+                    next_beat = now + self._interval_s
+            for job in due:
+                with self._counters.guard("progress"):
+                    job._flush_progress()
             for job in jobs:
                 with self._counters.guard("heartbeat"):
                     job._emit_heartbeat()

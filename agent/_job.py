@@ -117,6 +117,7 @@ class Job(Scope):
         self._lock = threading.Lock()
         self._status = "pending"
         self._percent = 0.0
+        self._progress_unsent = False  # automatic progress waiting for a record to carry it
         self._current_step: str | None = None
         self._seq = 0
         self._steps_done = 0
@@ -411,6 +412,8 @@ class Job(Scope):
         span.end()
 
     def _emit_progress(self, event: str = EVENT_JOB_PROGRESS) -> None:
+        with self._lock:
+            self._progress_unsent = False
         attrs = self._identity()
         attrs[JOB_PROGRESS] = self._percent
         if self._current_step is not None:
@@ -438,4 +441,21 @@ class Job(Scope):
             self._steps_done += 1
             self._percent = min(100.0, self._steps_done / self._total_steps * 100.0)
             self._current_step = step.name
-        self._emit_progress()
+            self._progress_unsent = True
+        if self._rt.heartbeat is None:
+            self._emit_progress()
+        else:  # the next step's step.started record will most likely carry it
+            self._rt.heartbeat.progress_soon(self)
+
+    def _flush_progress(self) -> None:
+        """Send automatic progress that no ``step.started`` record has carried yet."""
+        if self._status == "running" and self._progress_unsent:
+            self._emit_progress()
+
+    def _progress_for_step_record(self) -> float | None:
+        """The progress a ``step.started`` record should carry (and now has sent)."""
+        with self._lock:
+            if not self._progress_unsent:
+                return None
+            self._progress_unsent = False
+            return self._percent

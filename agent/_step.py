@@ -18,6 +18,7 @@ from jobtrail.semconv import (
     JOB_ID,
     JOB_METADATA_PREFIX,
     JOB_NAME,
+    JOB_PROGRESS,
     JOB_STEP,
     JOB_STEP_SEQ,
     JOB_STEP_STATUS,
@@ -167,16 +168,20 @@ class Step(Scope):
         )
         self._span = span
         self._otel_token = otel_context.attach(trace.set_span_in_context(span))
+        record: dict[str, AttributeValue] = {
+            JOB_ID: job.id,
+            JOB_TYPE: job.type,
+            JOB_NAME: job.name,
+            JOB_STEP: self._name,
+            JOB_STEP_SEQ: self._seq,
+        }
+        progress = job._progress_for_step_record()
+        if progress is not None:
+            record[JOB_PROGRESS] = progress
         self._rt.emitter.emit(
             level="info",
             body="step started",
-            attributes={
-                JOB_ID: job.id,
-                JOB_TYPE: job.type,
-                JOB_NAME: job.name,
-                JOB_STEP: self._name,
-                JOB_STEP_SEQ: self._seq,
-            },
+            attributes=record,
             span=span,
             event_name=EVENT_STEP_STARTED,
         )

@@ -33,7 +33,7 @@ TARGETS = {"list": 50.0, "detail": 50.0, "job logs": 50.0, "stats": 300.0}
 
 def _cached_db(jobs: int, logs_per_job: int) -> tuple[Path, dict[str, Any]]:
     """The bulk database for this size, generated on first use."""
-    version = f"v{bulkgen.VERSION}"
+    version = f"v{bulkgen.VERSION}-duckdb{duckdb.__version__}"
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"bulk-{jobs}-{logs_per_job}-{version}.duckdb"
     meta = path.with_suffix(".json")

@@ -231,7 +231,12 @@ def lifecycle_updates(
         job = None
         if job_id:
             job = JobUpdate(
-                id=job_id, final=False, seen_at=at, status="running", current_step=step_name
+                id=job_id,
+                final=False,
+                seen_at=at,
+                status="running",
+                current_step=step_name,
+                progress=_float(attrs.get(sc.JOB_PROGRESS)),  # progress up to this step
             )
         return job, step
     if not job_id and event == sc.EVENT_JOB_STARTED and span_id:

@@ -10,6 +10,7 @@ from jobtrail.agent._encode import truncate_middle
 from jobtrail.semconv import (
     EVENT_JOB_HEARTBEAT,
     EVENT_JOB_PROGRESS,
+    EVENT_STEP_STARTED,
     EXCEPTION_MESSAGE,
     EXCEPTION_STACKTRACE,
     EXCEPTION_TYPE,
@@ -167,5 +168,38 @@ def test_heartbeats_for_running_jobs() -> None:
         count = len(rec.events(EVENT_JOB_HEARTBEAT))
         time.sleep(0.08)
         assert len(rec.events(EVENT_JOB_HEARTBEAT)) == count  # finished jobs stop beating
+    finally:
+        rec.agent.shutdown(timeout_s=1)
+
+
+def test_step_progress_rides_on_the_next_step_record() -> None:
+    """Quick steps cost one lifecycle record each; a pause still sends progress promptly."""
+    rec = make_recorded(heartbeat_interval_s=30)
+    try:
+        with rec.agent.job("quick", type="t", total_steps=4) as job:
+            for name in ("one", "two", "three"):
+                with job.step(name):
+                    pass
+            assert rec.events(EVENT_JOB_PROGRESS) == []  # carried by step.started instead
+            carried = [
+                (attrs(r)[JOB_STEP], attrs(r).get(JOB_PROGRESS))
+                for r in rec.events(EVENT_STEP_STARTED)
+            ]
+            assert carried == [("one", None), ("two", 25.0), ("three", 50.0)]
+            started = time.monotonic()
+            while not rec.events(EVENT_JOB_PROGRESS) and time.monotonic() - started < 2:
+                time.sleep(0.01)  # nothing follows "three": the flusher sends it alone
+            waited = time.monotonic() - started
+            progress = [
+                (attrs(r)[JOB_PROGRESS], attrs(r)[JOB_CURRENT_STEP])
+                for r in rec.events(EVENT_JOB_PROGRESS)
+            ]
+            assert progress == [(75.0, "three")]
+            assert waited < 1.0
+            with job.step("four"):
+                pass
+        time.sleep(0.4)  # the job ended: its span carries 100%, no late record follows
+        assert len(rec.events(EVENT_JOB_PROGRESS)) == 1
+        assert attrs(rec.span("quick"))[JOB_PROGRESS] == 100.0
     finally:
         rec.agent.shutdown(timeout_s=1)

@@ -103,3 +103,18 @@ async def test_restart_keeps_ids_increasing_and_links_late_spans(tmp_path: Path)
     ).fetchone()
     assert linked == (2,)
     db.close()
+
+
+async def test_step_started_can_carry_the_jobs_progress(tmp_path: Path) -> None:
+    t, job, step = new_trace_id(), new_span_id(), new_span_id()
+    started = {"event.name": "job.started", "job.id": "j1", "job.type": "t", "job.total_steps": 4}
+    step_attrs = {"event.name": "step.started", "job.id": "j1", "job.step": "two", "job.step.seq": 2}
+    reqs = {
+        "lifecycle": logs_request([log(t, job, "started", started)]),
+        "logs": logs_request([log(t, step, "step started", {**step_attrs, "job.progress": 25.0})]),
+    }
+    db = Database(tmp_path / "db.duckdb")
+    await _ingest(db, ["lifecycle", "logs"], reqs)
+    row = db.cursor().execute("SELECT status, progress, current_step FROM jobs").fetchall()
+    assert row == [("running", 25.0, "two")]
+    db.close()
