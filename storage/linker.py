@@ -15,7 +15,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import duckdb
 import orjson
@@ -35,6 +35,10 @@ from jobtrail.storage.model import JobUpdate, StepUpdate
 log = logging.getLogger(__name__)
 
 _MAX_OWNERS = 100_000  # ~50 MiB; a miss falls back to the database
+#: Rows of recently updated jobs and steps kept merged in memory: a running job's next
+#: records usually arrive within seconds, and reading its row back costs a lookup per commit.
+_MAX_JOB_ROWS = 5_000
+_MAX_STEP_ROWS = 20_000
 _MAX_PENDING_TRACES = 20_000
 _MAX_DEPTH = 64
 _UTC_Z = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
@@ -75,6 +79,8 @@ class Linker:
         self._owners: OrderedDict[tuple[str, str], Owner] = OrderedDict()
         self._pending: OrderedDict[str, int] = OrderedDict()
         self._next_log_id = self._max_log_id() + 1
+        self._job_rows: _RowCache[str] = _RowCache(_MAX_JOB_ROWS)
+        self._step_rows: _RowCache[tuple[str, str]] = _RowCache(_MAX_STEP_ROWS)
 
     # --- state kept across transactions -----------------------------------------------
 
@@ -108,8 +114,14 @@ class Linker:
         """The transaction committed: nothing to undo."""
 
     def rollback(self) -> None:
-        """The transaction rolled back: log ids handed out were not used."""
+        """The transaction rolled back: log ids handed out were not used, rows not written."""
         self._next_log_id = self._max_log_id() + 1
+        self.forget_rows()
+
+    def forget_rows(self) -> None:
+        """Drop the cached rows; call after anything else wrote ``jobs`` or ``steps``."""
+        self._job_rows.clear()
+        self._step_rows.clear()
 
     def _remember(self, trace_id: str, span_id: str, owner: Owner) -> None:
         key = (trace_id, span_id)
@@ -137,7 +149,11 @@ class Linker:
 
     def _apply_jobs(self, updates: list[JobUpdate]) -> set[str]:
         ids = list(dict.fromkeys(u.id for u in updates))
-        rows = {r["id"]: r for r in self._fetch("jobs", "id IN (SELECT unnest(?))", [ids])}
+        rows, missing = self._job_rows.take(ids)
+        if missing:
+            rows.update(
+                (r["id"], r) for r in self._fetch("jobs", "id IN (SELECT unnest(?))", [missing])
+            )
         for update in updates:
             if update.trace_id and update.span_id:
                 self._remember(update.trace_id, update.span_id, (update.id, None, None))
@@ -151,18 +167,21 @@ class Linker:
             if row["parent_job_id"] is None and row["parent_span_id"] and row["trace_id"]:
                 self._mark_pending(row["trace_id"])
         self._upsert("jobs", JOB_COLUMNS, JOB_SCHEMA, rows.values())
+        self._job_rows.put(rows)
         return set(ids)
 
     def _apply_steps(self, updates: list[StepUpdate]) -> set[str]:
         keys = list(dict.fromkeys((u.trace_id, u.span_id) for u in updates))
-        rows = {
-            (r["trace_id"], r["span_id"]): r
-            for r in self._fetch(
-                "steps",
-                "(trace_id, span_id) IN (SELECT (unnest(?), unnest(?)))",
-                [[k[0] for k in keys], [k[1] for k in keys]],
+        rows, missing = self._step_rows.take(keys)
+        if missing:
+            rows.update(
+                ((r["trace_id"], r["span_id"]), r)
+                for r in self._fetch(
+                    "steps",
+                    "(trace_id, span_id) IN (SELECT (unnest(?), unnest(?)))",
+                    [[k[0] for k in missing], [k[1] for k in missing]],
+                )
             )
-        }
         for update in updates:
             if update.job_id is None and update.parent_span_id:
                 owner = self._owners.get((update.trace_id, update.parent_span_id))
@@ -178,6 +197,7 @@ class Linker:
             else:
                 self._mark_pending(update.trace_id)
         self._upsert("steps", STEP_COLUMNS, STEP_SCHEMA, rows.values())
+        self._step_rows.put(rows)
         return {r["job_id"] for r in rows.values() if r["job_id"]}
 
     def _fetch(self, table: str, where: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -271,6 +291,8 @@ class Linker:
         min_log_id = min(self._pending[t] for t in candidates)
         tree = _TraceTree(self._con, candidates, min_log_id)
         changed = tree.link(self._con)
+        if tree.rows_changed:
+            self.forget_rows()
         for trace_id in candidates:
             if trace_id in tree.still_pending:
                 continue
@@ -320,6 +342,7 @@ class _TraceTree:
         ).fetchall()
         self.resolved: dict[tuple[str, str], Owner] = {}
         self.still_pending: set[str] = set()
+        self.rows_changed = False  # jobs or steps rows were updated
 
     def owner_of(self, trace_id: str, span_id: str | None) -> Owner | None:
         """The job (and step) a span belongs to: its nearest job ancestor-or-self."""
@@ -346,6 +369,7 @@ class _TraceTree:
                 self.still_pending.add(t)
                 continue
             con.execute("UPDATE jobs SET parent_job_id = ? WHERE id = ?", [owner[0], jid])
+            self.rows_changed = True
             changed |= {jid, owner[0]}
         step_links = []
         for t, s, p in self.orphan_steps:
@@ -360,6 +384,7 @@ class _TraceTree:
             con.execute(
                 "UPDATE steps SET job_id = ? WHERE trace_id = ? AND span_id = ?", [jid, t, s]
             )
+            self.rows_changed = True
         log_links: dict[str, list[Any]] = {k: [] for k in ("t", "s", "j", "n", "ss")}
         for t, s in self.orphan_logs:
             owner = self.owner_of(t, s)
@@ -388,6 +413,42 @@ class _TraceTree:
             con.unregister("_log_links")
             upsert_log_ranges(con, ranges)
         return changed
+
+
+K = TypeVar("K", str, tuple[str, str])
+
+
+class _RowCache(Generic[K]):
+    """The last rows written for a bounded number of keys, least recently used out first.
+
+    Rows are the merged dicts exactly as upserted; the writer is the only code writing
+    these tables, and clears the cache after anything else did (or a rollback).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._rows: OrderedDict[K, dict[str, Any]] = OrderedDict()
+
+    def take(self, keys: list[K]) -> tuple[dict[K, dict[str, Any]], list[K]]:
+        """Cached rows for ``keys`` (removed until :meth:`put`) and the keys not cached."""
+        found: dict[K, dict[str, Any]] = {}
+        missing: list[K] = []
+        for key in keys:
+            row = self._rows.pop(key, None)
+            if row is None:
+                missing.append(key)
+            else:
+                found[key] = row
+        return found, missing
+
+    def put(self, rows: dict[K, dict[str, Any]]) -> None:
+        """Remember rows just written (newest last)."""
+        self._rows.update(rows)
+        while len(self._rows) > self._size:
+            self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        self._rows.clear()
 
 
 def upsert_log_ranges(con: duckdb.DuckDBPyConnection, ranges: pa.Table) -> None:
