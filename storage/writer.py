@@ -127,7 +127,9 @@ class BatchWriter:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._listeners: list[Callable[[CommitInfo], None]] = []
-        self._linker = Linker(self._con)
+        self._linker = self._new_linker()
+        #: Seconds the writer waits for more batches before a commit (0: commit what is queued).
+        self._linger_s = 0.0
         self.commits = 0
         self.records_stored = 0
         self.duplicates_skipped = 0
@@ -232,9 +234,10 @@ class BatchWriter:
             assert isinstance(first, _Item)
             group = [first]
             records = first.batch.record_count
+            deadline = time.monotonic() + self._linger_s
             while records < self._max_group:
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._next(deadline)
                 except queue.Empty:
                     break
                 if nxt is _STOP:
@@ -251,8 +254,17 @@ class BatchWriter:
             if group:
                 self._commit_group(group)
 
+    def _new_linker(self) -> Linker:
+        return Linker(self._con)
+
+    def _next(self, deadline: float) -> _Item | _Task | object:
+        """The next queued item; with a linger, wait for one until ``deadline``."""
+        wait = deadline - time.monotonic()
+        return self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+
     def _run_task(self, task: _Task) -> None:
         con = self._con
+        self._linker.forget_rows()  # the task may write jobs/steps behind the linker's cache
         if not task.transaction:
             try:
                 result = task.fn(con)
