@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import duckdb
 
+from jobtrail.storage._newest import newest_jobs
 from jobtrail.storage._query_model import (
     Bucket,
     ChildRow,
@@ -107,7 +108,10 @@ _JOB_COLUMNS = (
     f"{ts('j.started_at')}, {ts('j.ended_at')}, j.duration_ms, j.error, j.result, "
     f"j.attributes, {ts('j.last_seen')}"
 )
-_DETAIL_COLUMNS = "j.parent_span_id, j.error_type, j.stack_trace, j.cancel_reason, j.attempts"
+_DETAIL_COLUMNS = (
+    "j.parent_span_id, j.error_type, j.stack_trace, j.cancel_reason, j.attempts, "
+    "coalesce(j.logs_dropped, 0) AS logs_dropped"
+)
 _LOG_COLUMNS = (
     f"l.id, {ts('l.time')}, l.level, l.severity_number, l.severity_text, l.body AS message, "
     "l.attributes, l.job_id, l.step, l.category, l.iostream, l.exception_type, "
@@ -188,8 +192,10 @@ def list_jobs(
         where.add("j.parent_job_id IS NULL")
     elif flt.parent is not None:
         where.add("j.parent_job_id = $parent", parent=flt.parent)
+    after_started, windowed = None, True
     if cursor:
         after_started, after_id = decode_cursor(cursor)
+        windowed = after_started is not None
         if after_started is None:
             where.add("(j.started_at IS NULL AND j.id < $cursor_id)", cursor_id=after_id)
         else:
@@ -199,12 +205,14 @@ def list_jobs(
                 cursor_ts=after_started,
                 cursor_id=after_id,
             )
-    where.params["limit"] = limit + 1
-    rows = fetch_dicts(
+    rows = newest_jobs(
         cur,
-        f"SELECT {_JOB_COLUMNS} FROM jobs j {where.sql()} "  # noqa: S608
-        "ORDER BY j.started_at DESC NULLS LAST, j.id DESC LIMIT $limit",
-        where.params,
+        f"SELECT {_JOB_COLUMNS} FROM jobs j",
+        where,
+        limit=limit + 1,
+        before=after_started,
+        since=flt.since,
+        windowed=windowed,
     )
     more = len(rows) > limit
     rows = rows[:limit]
