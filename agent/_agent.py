@@ -107,11 +107,14 @@ class Agent(ExecuteMixin):
         log_export_delay_ms: int | None = None,
         span_export_delay_ms: int | None = None,
         max_queue_size: int | None = None,
+        max_queue_mib: float | None = None,
         max_data_len: int | None = None,
         insecure: bool | None = None,
         export_timeout_s: float | None = None,
         heartbeat_interval_s: float | None = None,
         shutdown_timeout_s: float | None = None,
+        spool_dir: str | None = None,
+        spool_max_mib: float | None = None,
         tracer_provider: trace.TracerProvider | None = None,
         logger_provider: _logs.LoggerProvider | None = None,
         span_exporter: SpanExporter | None = None,
@@ -138,6 +141,9 @@ class Agent(ExecuteMixin):
                 ``OTEL_BSP_SCHEDULE_DELAY``; default 500).
             max_queue_size: Per-signal export queue (env ``JOBTRAIL_MAX_QUEUE_SIZE``;
                 default 100000); overflow drops the oldest and is counted.
+            max_queue_mib: Per-signal bound of the same queue in (estimated) MiB (env
+                ``JOBTRAIL_MAX_QUEUE_MIB``; default 32): records with large attributes
+                reach it before the record count does.
             max_data_len: Longest string attribute from log data and metadata before
                 middle truncation (env ``JOBTRAIL_MAX_DATA_LEN``; default 1024, min 16).
             insecure: gRPC without TLS (default: from the endpoint scheme).
@@ -146,6 +152,11 @@ class Agent(ExecuteMixin):
                 ``JOBTRAIL_HEARTBEAT_INTERVAL_S``; default 30; 0 disables).
             shutdown_timeout_s: Bound of the flush at interpreter exit (env
                 ``JOBTRAIL_SHUTDOWN_TIMEOUT_S``; default 5).
+            spool_dir: Directory where OTLP export batches wait, on disk, while the
+                collector is unreachable; sent in order when it is back, also by the next
+                process (env ``JOBTRAIL_SPOOL_DIR``; default: no spool).
+            spool_max_mib: Size cap of ``spool_dir``; the oldest batches go first (env
+                ``JOBTRAIL_SPOOL_MAX_MIB``; default 128).
             tracer_provider: Use this provider (never shut down by the agent).
             logger_provider: Use this provider (never shut down by the agent).
             span_exporter: Export spans here instead of OTLP (agent-owned provider).
@@ -169,11 +180,14 @@ class Agent(ExecuteMixin):
             log_export_delay_ms=log_export_delay_ms,
             span_export_delay_ms=span_export_delay_ms,
             max_queue_size=max_queue_size,
+            max_queue_mib=max_queue_mib,
             max_data_len=max_data_len,
             insecure=insecure,
             export_timeout_s=export_timeout_s,
             heartbeat_interval_s=heartbeat_interval_s,
             shutdown_timeout_s=shutdown_timeout_s,
+            spool_dir=spool_dir,
+            spool_max_mib=spool_max_mib,
         )
         explicit = (tracer_provider, logger_provider, span_exporter, log_exporter)
         with self._lock:
@@ -235,6 +249,8 @@ class Agent(ExecuteMixin):
             self._counters.set_endpoint_reachable(reachable)
             if not reachable:
                 with self._counters.guard("probe"):
+                    if pipeline.spool is not None:  # straight to disk, no doomed first try
+                        pipeline.spool.mark_down()
                     if self._console_fallback:
                         pipeline.enable_console()
                     _logger.warning(

@@ -31,6 +31,8 @@ _DEFAULT_ENDPOINTS = {
 _DEFAULT_LOG_EXPORT_DELAY_MS = 200
 _DEFAULT_SPAN_EXPORT_DELAY_MS = 500
 _DEFAULT_MAX_QUEUE_SIZE = 100_000
+_DEFAULT_MAX_QUEUE_MIB = 32.0
+_DEFAULT_SPOOL_MAX_MIB = 128.0
 _DEFAULT_MAX_DATA_LEN = 1024
 _MIN_DATA_LEN = 16
 _DEFAULT_HEARTBEAT_INTERVAL_S = 30.0
@@ -62,11 +64,14 @@ class AgentConfig:
     log_export_delay_ms: int = _DEFAULT_LOG_EXPORT_DELAY_MS
     span_export_delay_ms: int = _DEFAULT_SPAN_EXPORT_DELAY_MS
     max_queue_size: int = _DEFAULT_MAX_QUEUE_SIZE
+    max_queue_mib: float = _DEFAULT_MAX_QUEUE_MIB
     max_data_len: int = _DEFAULT_MAX_DATA_LEN
     insecure: bool | None = None
     export_timeout_s: float | None = None
     heartbeat_interval_s: float = _DEFAULT_HEARTBEAT_INTERVAL_S
     shutdown_timeout_s: float = _DEFAULT_SHUTDOWN_TIMEOUT_S
+    spool_dir: str | None = None
+    spool_max_mib: float = _DEFAULT_SPOOL_MAX_MIB
 
 
 def _parse_bool(text: str) -> bool:
@@ -155,11 +160,14 @@ def resolve_config(
     log_export_delay_ms: int | None = None,
     span_export_delay_ms: int | None = None,
     max_queue_size: int | None = None,
+    max_queue_mib: float | None = None,
     max_data_len: int | None = None,
     insecure: bool | None = None,
     export_timeout_s: float | None = None,
     heartbeat_interval_s: float | None = None,
     shutdown_timeout_s: float | None = None,
+    spool_dir: str | None = None,
+    spool_max_mib: float | None = None,
 ) -> AgentConfig:
     """Resolve every option (explicit, env, default) into an :class:`AgentConfig`.
 
@@ -231,6 +239,15 @@ def resolve_config(
             _positive,
             "a positive integer",
         ),
+        max_queue_mib=_pick(
+            "max_queue_mib",
+            max_queue_mib,
+            ("JOBTRAIL_MAX_QUEUE_MIB",),
+            float,
+            _DEFAULT_MAX_QUEUE_MIB,
+            _positive,
+            "a positive number of MiB",
+        ),
         max_data_len=_pick(
             "max_data_len",
             max_data_len,
@@ -259,5 +276,15 @@ def resolve_config(
             _DEFAULT_SHUTDOWN_TIMEOUT_S,
             _non_negative,
             "a number >= 0",
+        ),
+        spool_dir=_pick("spool_dir", spool_dir, ("JOBTRAIL_SPOOL_DIR",), str, None) or None,
+        spool_max_mib=_pick(
+            "spool_max_mib",
+            spool_max_mib,
+            ("JOBTRAIL_SPOOL_MAX_MIB",),
+            float,
+            _DEFAULT_SPOOL_MAX_MIB,
+            _positive,
+            "a positive number of MiB",
         ),
     )

@@ -2,7 +2,8 @@
 
 The SDK logs export failures and queue drops but keeps no numbers an application can read;
 these thin wrappers feed :class:`~jobtrail.agent.AgentStats`. They also turn an exporter
-that raises into a plain ``FAILURE`` result, so a broken exporter costs one counter bump.
+that raises into a plain ``FAILURE`` result, so a broken exporter costs one counter bump, and
+bound each batch queue by bytes as well as records (:mod:`._queue_bound`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from ._queue_bound import QueueBound, ReleasingExporter, estimate_log_record, estimate_span
 from ._stats import Counters
 
 __all__ = [
@@ -117,30 +119,80 @@ def _queue_full(processor: Any) -> bool:
 
 
 class CountingBatchSpanProcessor(BatchSpanProcessor):
-    """``BatchSpanProcessor`` that counts spans evicted by a full queue."""
+    """``BatchSpanProcessor`` that counts evicted spans and bounds its queue by bytes too."""
 
-    def __init__(self, exporter: SpanExporter, counters: Counters, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        counters: Counters,
+        *,
+        max_queue_bytes: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Create the processor; ``kwargs`` go to ``BatchSpanProcessor``."""
+        self._bound = (
+            QueueBound(max_queue_bytes, estimate_span, counters, "spans_dropped", "span")
+            if max_queue_bytes
+            else None
+        )
+        if self._bound is not None:
+            exporter = ReleasingExporter(exporter, self._bound)  # type: ignore[assignment]
         super().__init__(exporter, **kwargs)
         self._counters = counters
 
+    @property
+    def queued_bytes(self) -> int:
+        """Estimated bytes of the spans queued or being exported (0 when not bounded)."""
+        return self._bound.queued_bytes if self._bound is not None else 0
+
     def on_end(self, span: ReadableSpan) -> None:
-        """Queue ``span``, counting a drop when the queue is full."""
-        if span.context is not None and span.context.trace_flags.sampled and _queue_full(self):
+        """Queue ``span``, making room (and counting drops) when the queue is full."""
+        if span.context is None or not span.context.trace_flags.sampled:
+            return
+        if self._bound is not None:
+            batch = getattr(self, "_batch_processor", None)
+            self._bound.admit(span, batch, lambda: BatchSpanProcessor.on_end(self, span))
+            return
+        if _queue_full(self):
             self._counters.add("spans_dropped")
         super().on_end(span)
 
 
 class CountingBatchLogRecordProcessor(BatchLogRecordProcessor):
-    """``BatchLogRecordProcessor`` that counts records evicted by a full queue."""
+    """``BatchLogRecordProcessor`` that counts evicted records and bounds its queue by bytes."""
 
-    def __init__(self, exporter: LogRecordExporter, counters: Counters, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        exporter: LogRecordExporter,
+        counters: Counters,
+        *,
+        max_queue_bytes: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Create the processor; ``kwargs`` go to ``BatchLogRecordProcessor``."""
+        self._bound = (
+            QueueBound(max_queue_bytes, estimate_log_record, counters, "logs_dropped", "log")
+            if max_queue_bytes
+            else None
+        )
+        if self._bound is not None:
+            exporter = ReleasingExporter(exporter, self._bound)  # type: ignore[assignment]
         super().__init__(exporter, **kwargs)
         self._counters = counters
 
+    @property
+    def queued_bytes(self) -> int:
+        """Estimated bytes of the records queued or being exported (0 when not bounded)."""
+        return self._bound.queued_bytes if self._bound is not None else 0
+
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        """Queue ``log_record``, counting a drop when the queue is full."""
+        """Queue ``log_record``, making room (and counting drops) when the queue is full."""
+        if self._bound is not None:
+            batch = getattr(self, "_batch_processor", None)
+            self._bound.admit(
+                log_record, batch, lambda: BatchLogRecordProcessor.on_emit(self, log_record)
+            )
+            return
         if _queue_full(self):
             self._counters.add("logs_dropped")
         super().on_emit(log_record)

@@ -2,13 +2,15 @@
 
 Under ``opentelemetry-instrument`` (or any app that set up the SDK itself) the global SDK
 providers already export somewhere; the agent reuses them so jobs share the app's traces
-and pipeline. Otherwise it creates its own, batching with a large queue and a short delay
-so live logs reach the server within about half a second.
+and pipeline. Otherwise it creates its own, batching with a large queue (bounded by records and
+by bytes) and a short delay so live logs reach the server within about half a second; with
+``spool_dir`` its exporters keep what the collector cannot take on disk (:mod:`._spool`).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,8 @@ from ._export import (
     CountingSpanExporter,
     run_bounded,
 )
+from ._otlp_sender import OtlpSender
+from ._spool import Spool, SpoolingLogExporter, SpoolingSpanExporter
 from ._stats import Counters
 
 __all__ = ["Pipeline", "build_pipeline"]
@@ -52,6 +56,7 @@ class Pipeline:
     owns_logger_provider: bool
     uses_otlp: bool
     console_delay_ms: int
+    spool: Spool | None = None
     _console: list[Any] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -91,6 +96,7 @@ class Pipeline:
     def force_flush(self, timeout_s: float) -> bool:
         """Flush both providers, waiting at most ``timeout_s`` in total."""
         millis = int(timeout_s * 1000)
+        deadline = time.monotonic() + timeout_s
 
         def flush() -> bool:
             self._flush_console()
@@ -99,6 +105,8 @@ class Pipeline:
                 method = getattr(provider, "force_flush", None)
                 if method is not None:
                     ok = bool(method(millis)) and ok
+            if self.spool is not None and self.spool.holding:
+                ok = self.spool.replay(deadline) and ok
             return ok
 
         return run_bounded(flush, timeout_s, "flush")
@@ -106,6 +114,7 @@ class Pipeline:
     def shutdown(self, timeout_s: float) -> bool:
         """Shut down owned providers and flush borrowed ones, within ``timeout_s``."""
         millis = int(timeout_s * 1000)
+        deadline = time.monotonic() + timeout_s
         pairs = (
             (self.tracer_provider, self.owns_tracer_provider),
             (self.logger_provider, self.owns_logger_provider),
@@ -118,6 +127,8 @@ class Pipeline:
                     getattr(provider, "shutdown")()  # noqa: B009 - not on the API types
                 elif (flush := getattr(provider, "force_flush", None)) is not None:
                     flush(millis)
+            if self.spool is not None:  # what stays spooled waits for the next process
+                self.spool.close(deadline)
 
         return run_bounded(stop, timeout_s, "shutdown")
 
@@ -170,6 +181,7 @@ def _batch_kwargs(config: AgentConfig, delay_ms: int) -> dict[str, Any]:
         "max_queue_size": config.max_queue_size,
         "schedule_delay_millis": delay_ms,
         "max_export_batch_size": min(_MAX_EXPORT_BATCH_SIZE, config.max_queue_size),
+        "max_queue_bytes": int(config.max_queue_mib * 1024 * 1024),
     }
 
 
@@ -190,6 +202,23 @@ def build_pipeline(
     an OTLP exporter, made global only when ``set_global`` and no global was set.
     """
     uses_otlp = False
+    spool: Spool | None = None
+
+    def otlp_or_spool(signal: str) -> Any:
+        """The spooling exporter when ``spool_dir`` is set (None: the plain OTLP one)."""
+        nonlocal spool
+        if not config.spool_dir:
+            return None
+        if spool is None:
+            try:
+                spool = Spool(config.spool_dir, int(config.spool_max_mib * 2**20),
+                              OtlpSender(config), counters)  # fmt: skip
+            except Exception as exc:  # an unusable directory: export without a spool
+                counters.internal_error("spool directory", exc)
+                return None
+        cls = SpoolingSpanExporter if signal == "traces" else SpoolingLogExporter
+        return cls(spool, counters)
+
     tp = tracer_provider
     if tp is None and span_exporter is None:
         current = trace.get_tracer_provider()
@@ -199,10 +228,11 @@ def build_pipeline(
     if tp is None:
         sdk_tp = SdkTracerProvider(resource=_resource(config), shutdown_on_exit=False)
         uses_otlp = span_exporter is None
-        exporter = span_exporter or _otlp_span_exporter(config)
+        spooling = None if span_exporter is not None else otlp_or_spool("traces")
+        exporter = span_exporter or spooling or _otlp_span_exporter(config)
         sdk_tp.add_span_processor(
             CountingBatchSpanProcessor(
-                CountingSpanExporter(exporter, counters),
+                spooling or CountingSpanExporter(exporter, counters),
                 counters,
                 **_batch_kwargs(config, config.span_export_delay_ms),
             )
@@ -223,10 +253,11 @@ def build_pipeline(
         resource = tp.resource if isinstance(tp, SdkTracerProvider) else _resource(config)
         sdk_lp = SdkLoggerProvider(resource=resource, shutdown_on_exit=False)
         uses_otlp = uses_otlp or log_exporter is None
-        log_exp = log_exporter or _otlp_log_exporter(config)
+        log_spooling = None if log_exporter is not None else otlp_or_spool("logs")
+        log_exp = log_exporter or log_spooling or _otlp_log_exporter(config)
         sdk_lp.add_log_record_processor(
             CountingBatchLogRecordProcessor(
-                CountingLogRecordExporter(log_exp, counters),
+                log_spooling or CountingLogRecordExporter(log_exp, counters),
                 counters,
                 **_batch_kwargs(config, config.log_export_delay_ms),
             )
@@ -236,7 +267,10 @@ def build_pipeline(
             _logs.set_logger_provider(sdk_lp)
         lp = sdk_lp
 
+    if spool is not None:
+        spool.start()
     return Pipeline(
+        spool=spool,
         tracer_provider=tp,
         logger_provider=lp,
         owns_tracer_provider=owns_tp,

@@ -29,6 +29,12 @@ class AgentStats:
         logs_dropped: Log records dropped because the export queue was full.
         internal_errors: Failures inside the agent that were swallowed to protect the app.
         flush_timeouts: ``force_flush``/``shutdown`` calls that hit their time bound.
+        spooled: Records written to the disk spool (``spool_dir``) because the collector
+            could not take them.
+        spool_replayed: Spooled records the collector accepted later (also counted as
+            exported).
+        spool_dropped: Spooled records removed to keep the spool under its size cap, or
+            refused by the collector when replayed.
         endpoint_reachable: Result of the TCP probe at configure; ``None`` when not probed.
 
     Example:
@@ -45,6 +51,9 @@ class AgentStats:
     logs_dropped: int = 0
     internal_errors: int = 0
     flush_timeouts: int = 0
+    spooled: int = 0
+    spool_replayed: int = 0
+    spool_dropped: int = 0
     endpoint_reachable: bool | None = None
 
 

@@ -26,6 +26,8 @@ Query = MultiMapping[str]
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d{1,9})\s*([smhdw])")
 _SPACE_OFFSET = re.compile(r"(T[\d:.]+) (\d{2}:?\d{2})$")
+#: Largest id or count a query takes (ids are BIGINT): beyond it a 400, not a database error.
+MAX_INT = 2**63 - 1
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -69,7 +71,7 @@ def get_list(query: Query, name: str, allowed: Collection[str] | None = None) ->
 def get_int(
     query: Query, name: str, *, default: int | None, minimum: int, maximum: int | None = None
 ) -> int | None:
-    """An integer in ``[minimum, maximum]``."""
+    """An integer in ``[minimum, maximum]`` (``maximum`` defaults to :data:`MAX_INT`)."""
     text = get_str(query, name)
     if text is None:
         return default
@@ -77,8 +79,10 @@ def get_int(
         value = int(text)
     except ValueError:
         raise InvalidParameter(f"expected an integer, got {text!r}", name=name) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+    upper = MAX_INT if maximum is None else maximum
+    if not minimum <= value <= upper:
+        bound = f">= {minimum}" if maximum is None and value < minimum else f"<= {upper}"
+        bound = f"between {minimum} and {maximum}" if maximum is not None else bound
         raise InvalidParameter(f"must be {bound}, got {value}", name=name)
     return value
 

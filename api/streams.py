@@ -50,8 +50,10 @@ def _last_event_id(request: web.Request) -> int | None:
         raise queries.InvalidParameter(
             f"Last-Event-ID must be an integer, got {raw!r}", name="last_event_id"
         ) from None
-    if value < 0:
-        raise queries.InvalidParameter("Last-Event-ID must be >= 0", name="last_event_id")
+    if not 0 <= value <= p.MAX_INT:
+        raise queries.InvalidParameter(
+            f"Last-Event-ID must be between 0 and {p.MAX_INT}", name="last_event_id"
+        )
     return value
 
 

@@ -1,7 +1,8 @@
-"""``python -m bench [ingest|query|agent|overload ...] [--quick] [...]``: run, print, save.
+"""``python -m bench [ingest|query|agent|overload|lake ...] [--quick] [...]``: run, print, save.
 
-Without a name every benchmark runs, in the order ingest, query, agent, overload (the
-overload benchmark reuses the ingest run's sustainable rate). Each one's result goes to
+Without a name every benchmark but ``lake`` runs, in the order ingest, query, agent,
+overload (the overload benchmark reuses the ingest run's sustainable rate); ``lake`` (which
+starts a throwaway PostgreSQL) runs when named. Each one's result goes to
 ``bench/results/<name>.json``; the table is printed at the end, and ``--markdown FILE``
 writes it for docs/benchmarks.md.
 """
@@ -15,7 +16,9 @@ from typing import Any
 
 from bench import _util as u
 
-NAMES = ("ingest", "query", "agent", "overload")
+NAMES = ("ingest", "query", "agent", "overload", "lake")
+#: Run when no name is given (``lake`` needs PostgreSQL's binaries: ask for it by name).
+DEFAULT_NAMES = ("ingest", "query", "agent", "overload")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-profile", action="store_true", help="ingest: skip the py-spy run")
     ap.add_argument("--markdown", help="also write the table as Markdown to this file")
     args = ap.parse_args(argv)
-    names = args.names or list(NAMES)
+    names = args.names or list(DEFAULT_NAMES)
     for n in names:
         if n not in NAMES:
             ap.error(f"unknown benchmark {n!r} (choose from {', '.join(NAMES)})")
@@ -93,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         u.write_result("overload", res)
         results["overload"] = res
         table_rows += overload.rows(res)
+
+    if "lake" in names:
+        from bench import lake
+
+        t, p0 = time.monotonic(), u.cpu_pressure_total_us()
+        res = lake.run(quick=args.quick, jobs=args.jobs, repeats=args.query_repeats)
+        res["machine"], res["seconds"] = info, time.monotonic() - t
+        res["cpu_pressure_pct"] = _pressure(p0, t)
+        u.write_result("lake", res)
+        results["lake"] = res
+        table_rows += lake.rows(res)
 
     total = time.monotonic() - started
     header = ("benchmark", "figure", "median (min–max) or p50 / p95")

@@ -3,7 +3,8 @@
 The OTLP specification fixes these: undecodable data is not retryable (400 /
 INVALID_ARGUMENT); an overloaded or stopping server asks the client to retry later (503 with
 ``Retry-After`` / UNAVAILABLE with ``RetryInfo``); a request over the size limit is
-413 / RESOURCE_EXHAUSTED.
+413 / RESOURCE_EXHAUSTED. A content coding the server cannot decode is 415 (RFC 9110), not
+retryable either.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ class InvalidPayload(ExportError):
 
 class TooLarge(ExportError):
     """The body exceeds the configured maximum size."""
+
+
+class UnsupportedEncoding(ExportError):
+    """The body uses a ``Content-Encoding`` the receiver does not decode."""
 
 
 class Overloaded(ExportError):
@@ -54,6 +59,7 @@ class Outcome:
 OUTCOMES: dict[type[ExportError], Outcome] = {
     InvalidPayload: Outcome(grpc.StatusCode.INVALID_ARGUMENT, 400, None),
     TooLarge: Outcome(grpc.StatusCode.RESOURCE_EXHAUSTED, 413, None),
+    UnsupportedEncoding: Outcome(grpc.StatusCode.INVALID_ARGUMENT, 415, None),
     Overloaded: Outcome(grpc.StatusCode.UNAVAILABLE, 503, 1),
     ShuttingDown: Outcome(grpc.StatusCode.UNAVAILABLE, 503, 5),
     Unauthenticated: Outcome(grpc.StatusCode.UNAUTHENTICATED, 401, None),

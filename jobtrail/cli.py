@@ -35,7 +35,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             grpc_host=args.host,
             http_host=args.host,
             api_host=args.host,
+            lake_catalog=args.lake_catalog,
+            lake_data_path=args.lake_data_path,
         )
+        if (cfg.lake_catalog is None) != (cfg.lake_data_path is None):
+            raise ConfigError("a lake needs both --lake-catalog and --lake-data-path")
     except ConfigError as exc:
         print(f"jobtrail: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -141,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-port", type=int, help="API and web page port (default 8080; 0 = any)")
     p.add_argument("--ready-file", help="write the bound endpoints as JSON here once listening")
     p.add_argument("--demo", action="store_true", help="also run the demo jobs once started")
+    p.add_argument(
+        "--lake-catalog", metavar="postgres:CONNINFO",
+        help="store in a DuckLake with this PostgreSQL catalog instead of the file "
+        "(several servers can share it; see docs/scaling.md)",
+    )  # fmt: skip
+    p.add_argument(
+        "--lake-data-path", metavar="DIR_OR_URL",
+        help="the lake's Parquet files: a shared directory or s3://bucket/prefix",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("validate-config", help="check a config file and exit")
@@ -207,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     from jobtrail._run import add_run_parser
 
     add_run_parser(sub)
+    from jobtrail._prune_cli import add_prune_parser
+
+    add_prune_parser(sub)
     return parser
 
 

@@ -12,9 +12,12 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from jobtrail.storage.retention import RetentionPolicy
 
 
 class ConfigError(ValueError):
@@ -45,8 +48,15 @@ _SCHEMA: dict[str, Any] = {
                 "max_age": str,
                 "system_logs_max_age": str,
                 "max_logs_per_job": int,
-                "max_size_mib": _NUM,
-            },  # noqa: E501
+                "max_size": (str, int),
+                "interval": str,
+            },
+            "lake": {
+                "catalog": str,
+                "data_path": str,
+                "commit_interval": str,
+                "data_inlining_row_limit": int,
+            },
         }
     },
     "extensions": {"bearertokenauth": {"token": str, "tokens": list}},
@@ -140,11 +150,77 @@ def parse_duration_s(value: str, path: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+_SIZE_UNITS = {
+    "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}  # fmt: skip
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.I)
+
+
+def parse_size_bytes(value: str | int, path: str) -> int:
+    """Parse ``512MiB``, ``10GiB``, ``2GB`` or a plain number of bytes."""
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ConfigError(f"{path}: expected a size like 512MiB, 10GiB or 2GB, got {value!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+
+
 def _endpoint(value: str, path: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise ConfigError(f"{path}: expected host:port, got {value!r}")
     return host.strip("[]"), int(port)
+
+
+def _retention(section: dict[str, Any]) -> dict[str, Any]:
+    """``exporters.duckdb.retention`` as ServerConfig fields (only the keys given)."""
+    path = "exporters.duckdb.retention"
+    out: dict[str, Any] = {}
+    for key, field in (
+        ("max_age", "retention_max_age_s"),
+        ("system_logs_max_age", "retention_system_logs_max_age_s"),
+        ("interval", "retention_interval_s"),
+    ):
+        if section.get(key) is not None:
+            out[field] = parse_duration_s(section[key], f"{path}.{key}")
+            if out[field] < 1:
+                raise ConfigError(f"{path}.{key}: must be at least 1s")
+    cap = section.get("max_logs_per_job")
+    if cap is not None:
+        if cap < 2:
+            raise ConfigError(f"{path}.max_logs_per_job: must be at least 2 (first and last)")
+        out["retention_max_logs_per_job"] = cap
+    if section.get("max_size") is not None:
+        out["retention_max_size_bytes"] = parse_size_bytes(section["max_size"], f"{path}.max_size")
+        if out["retention_max_size_bytes"] <= 0:
+            raise ConfigError(f"{path}.max_size: must be > 0")
+    return out
+
+
+def _lake(section: dict[str, Any]) -> dict[str, Any]:
+    """``exporters.duckdb.lake`` as ServerConfig fields (DuckLake storage, docs/scaling.md)."""
+    path = "exporters.duckdb.lake"
+    if not section:
+        return {}
+    out: dict[str, Any] = {}
+    for key in ("catalog", "data_path"):
+        if not section.get(key):
+            raise ConfigError(f"{path}.{key}: required when {path} is given")
+        out[f"lake_{key}"] = section[key]
+    if not section["catalog"].startswith("postgres:"):
+        raise ConfigError(
+            f"{path}.catalog: expected postgres:<connection string>, for example "
+            "'postgres:dbname=jobtrail host=db.internal'"
+        )
+    if section.get("commit_interval") is not None:
+        interval = parse_duration_s(section["commit_interval"], f"{path}.commit_interval")
+        out["lake_commit_interval_s"] = interval
+    limit = section.get("data_inlining_row_limit")
+    if limit is not None:
+        if limit < 0:
+            raise ConfigError(f"{path}.data_inlining_row_limit: must be >= 0")
+        out["lake_data_inlining_row_limit"] = limit
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +243,16 @@ class ServerConfig:
     queue_max_records: int = 500_000
     queue_max_mib: float = 256
     lost_after_s: float = 120.0
+    retention_max_age_s: float = 30 * 86400.0
+    retention_system_logs_max_age_s: float | None = None  # None: as retention_max_age_s
+    retention_max_logs_per_job: int | None = None
+    retention_max_size_bytes: int | None = None
+    retention_interval_s: float = 3600.0
+    #: DuckLake storage instead of the file (see docs/scaling.md); None: the file.
+    lake_catalog: str | None = None
+    lake_data_path: str | None = None
+    lake_commit_interval_s: float = 0.5
+    lake_data_inlining_row_limit: int | None = None
     tokens: tuple[str, ...] = ()
     grpc_auth: bool = False
     http_auth: bool = False
@@ -234,6 +320,8 @@ class ServerConfig:
             if queue["max_mib"] <= 0:
                 raise ConfigError("exporters.duckdb.sending_queue.max_mib: must be > 0")
             changes["queue_max_mib"] = queue["max_mib"]
+        changes.update(_retention(duck.get("retention") or {}))
+        changes.update(_lake(duck.get("lake") or {}))
         timeout = (raw.get("jobtrail") or {}).get("heartbeat_timeout")
         if timeout is not None:
             changes["lost_after_s"] = parse_duration_s(timeout, "jobtrail.heartbeat_timeout")
@@ -288,3 +376,15 @@ class ServerConfig:
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         """Apply CLI flags (``None`` means not given)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def retention_policy(self) -> RetentionPolicy:
+        """``exporters.duckdb.retention`` for the storage layer (imported only when asked)."""
+        from jobtrail.storage.retention import RetentionPolicy
+
+        return RetentionPolicy(
+            max_age_s=self.retention_max_age_s,
+            system_logs_max_age_s=self.retention_system_logs_max_age_s,
+            max_logs_per_job=self.retention_max_logs_per_job,
+            max_size_bytes=self.retention_max_size_bytes,
+            interval_s=self.retention_interval_s,
+        )

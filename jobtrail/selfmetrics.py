@@ -9,10 +9,16 @@ from aiohttp import web
 
 from jobtrail.collector import ReceiverStats
 from jobtrail.storage import Database
+from jobtrail.storage.retention import RetentionStats
 from jobtrail.storage.writer import BatchWriter
 
 
-def render(stats: ReceiverStats, writer: BatchWriter, db: Database) -> str:
+def render(
+    stats: ReceiverStats,
+    writer: BatchWriter,
+    db: Database,
+    retention: RetentionStats | None = None,
+) -> str:
     """The exposition text; one family per counter, labelled by signal."""
     lines: list[str] = []
 
@@ -56,15 +62,30 @@ def render(stats: ReceiverStats, writer: BatchWriter, db: Database) -> str:
            [("", writer.queued_bytes)])  # fmt: skip
     size = os.path.getsize(db.path) if db.path != ":memory:" and os.path.exists(db.path) else 0
     family("jobtrail_database_bytes", "gauge", "Size of the database file.", [("", size)])
+    if retention is not None:
+        family("jobtrail_retention_passes_total", "counter", "Retention passes finished.",
+               [("", retention.passes)])  # fmt: skip
+        family("jobtrail_retention_failures_total", "counter", "Retention passes that failed.",
+               [("", retention.failures)])  # fmt: skip
+        family(
+            "jobtrail_retention_removed_rows_total", "counter", "Rows retention removed, by table.",
+            [(f'{{table="{t}"}}', n) for t, n in sorted(retention.removed.items())],
+        )  # fmt: skip
+        family("jobtrail_retention_last_pass_seconds", "gauge", "Duration of the last pass.",
+               [("", retention.last_duration_s)])  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
 def metrics_handler(
-    stats: ReceiverStats, writer: BatchWriter, db: Database
+    stats: ReceiverStats,
+    writer: BatchWriter,
+    db: Database,
+    retention: RetentionStats | None = None,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler serving :func:`render`."""
 
     async def handler(_: web.Request) -> web.Response:
-        return web.Response(text=render(stats, writer, db), content_type="text/plain")
+        text = render(stats, writer, db, retention)
+        return web.Response(text=text, content_type="text/plain")
 
     return handler

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -30,11 +30,16 @@ from jobtrail.collector import (
     ReceiverStats,
     create_receiver_app,
 )
+from jobtrail.collector.http_receiver import receiver_runner
 from jobtrail.config import ServerConfig
 from jobtrail.selfmetrics import metrics_handler
-from jobtrail.storage import Database
+from jobtrail.storage import Database, DatabaseError
 from jobtrail.storage.maintenance import forget_old_requests, mark_lost
+from jobtrail.storage.retention import RetentionStats, cursor_reader, run_periodically
 from jobtrail.storage.writer import BatchWriter, WriterClosed
+
+if TYPE_CHECKING:
+    from jobtrail.storage.lake import LakeStorage
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +58,13 @@ class Endpoints:
 
 
 async def _start_site(
-    app: web.Application, host: str, port: int, tls: tuple[str, str] | None = None
+    app: web.Application,
+    host: str,
+    port: int,
+    tls: tuple[str, str] | None = None,
+    make_runner: Callable[..., web.AppRunner] = web.AppRunner,
 ) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, access_log=None)
     await runner.setup()
     ssl_context = server_ssl_context(*tls) if tls else None
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
@@ -128,6 +137,38 @@ async def sweep_lost(
             log.info("%d job(s) lost (no sign of life for %.0f s)", len(lost), lost_after_s)
 
 
+def _open_storage(cfg: ServerConfig) -> tuple[Database, BatchWriter, LakeStorage | None]:
+    """The embedded file, or a DuckLake when ``exporters.duckdb.lake`` is configured."""
+    limits = {
+        "max_group_records": cfg.batch_max_records,
+        "max_queued_records": cfg.queue_max_records,
+        "max_queued_bytes": int(cfg.queue_max_mib * 1024 * 1024),
+    }
+    if cfg.lake_catalog is None or cfg.lake_data_path is None:
+        db = Database(cfg.db_path)
+        return db, BatchWriter(db, **limits), None
+    from jobtrail.storage.lake import LakeConfig, LakeRetention, open_lake
+
+    try:
+        lake_cfg = LakeConfig(
+            catalog=cfg.lake_catalog,
+            data_path=cfg.lake_data_path,
+            commit_interval_s=cfg.lake_commit_interval_s,
+            data_inlining_row_limit=cfg.lake_data_inlining_row_limit,
+        )
+    except ValueError as exc:
+        raise DatabaseError(str(exc), path=cfg.lake_catalog) from exc
+    retention = LakeRetention(
+        max_age_s=cfg.retention_max_age_s,
+        system_logs_max_age_s=cfg.retention_system_logs_max_age_s,
+        interval_s=cfg.retention_interval_s,
+    )
+    if cfg.batch_max_records == ServerConfig().batch_max_records:
+        del limits["max_group_records"]  # the lake writer's own default suits Parquet
+    lake = open_lake(lake_cfg, lost_after_s=cfg.lost_after_s, retention=retention, **limits)
+    return lake.db, lake.writer, lake
+
+
 async def serve(
     cfg: ServerConfig,
     *,
@@ -158,13 +199,7 @@ async def serve(
         except (NotImplementedError, RuntimeError):
             pass
 
-    db = Database(cfg.db_path)
-    writer = BatchWriter(
-        db,
-        max_group_records=cfg.batch_max_records,
-        max_queued_records=cfg.queue_max_records,
-        max_queued_bytes=int(cfg.queue_max_mib * 1024 * 1024),
-    )
+    db, writer, lake = _open_storage(cfg)
     writer.start()
     stats = ReceiverStats()
     memory = MemoryLimiter(
@@ -174,10 +209,14 @@ async def serve(
     tokens = TokenAuth(cfg.tokens) if cfg.tokens else None
     _warn_if_exposed(cfg)
     broker = Broker(db)
-    writer.add_listener(broker.on_commit)
+    if lake is None:
+        writer.add_listener(broker.on_commit)
+    else:  # every collector's commits reach the broker through the lake (docs/scaling.md)
+        broker.last_log_id = lake.tasks.watch.last_log_id
     app = create_app(db, broker=broker)
     add_web_routes(app)
-    app.router.add_get("/metrics", metrics_handler(stats, writer, db))
+    retention = RetentionStats() if lake is None else None
+    app.router.add_get("/metrics", metrics_handler(stats, writer, db, retention))
     if cfg.api_auth and tokens is not None:
         app.middlewares.append(api_auth_middleware(tokens))
     runner, api_port = await _start_site(app, cfg.api_host, cfg.api_port, cfg.api_tls)
@@ -190,6 +229,7 @@ async def serve(
         cfg.http_host,
         cfg.http_port,
         cfg.http_tls,
+        receiver_runner,
     )
     receiver = OtlpGrpcReceiver(
         ingestor,
@@ -208,7 +248,7 @@ async def serve(
             api=f"{'https' if cfg.api_tls else 'http'}://{cfg.api_host}:{api_port}",
         )
         print(
-            f"jobtrail: database {Path(cfg.db_path).resolve()}\n"
+            f"jobtrail: database {db.path if lake else Path(cfg.db_path).resolve()}\n"
             f"jobtrail: OTLP/gRPC on {endpoints.grpc}\n"
             f"jobtrail: OTLP/HTTP on {endpoints.http}\n"
             f"jobtrail: API and web page on {endpoints.api}",
@@ -222,18 +262,38 @@ async def serve(
             demo_proc = subprocess.Popen(  # noqa: S603 - our own CLI
                 [sys.executable, "-m", "jobtrail", "demo", "--endpoint", endpoints.grpc]
             )
-        sweeper = asyncio.create_task(sweep_lost(writer, cfg.lost_after_s, broker.publish_jobs))
+        sweeper = asyncio.create_task(
+            sweep_lost(writer, cfg.lost_after_s, broker.publish_jobs)
+            if lake is None
+            else lake.tasks.run(broker.on_commit, broker.publish_jobs)
+        )
+        pruner = (  # a pass at start, then every interval; chunks interleave with ingest
+            asyncio.create_task(
+                run_periodically(
+                    writer.run,
+                    cfg.retention_policy(),
+                    read=cursor_reader(db.cursor),
+                    stats=retention,
+                )
+            )
+            if retention is not None
+            else None
+        )
         try:
             async with memory.running():
                 await stop.wait()
         finally:
             sweeper.cancel()
+            if pruner is not None:
+                pruner.cancel()
     finally:
         if demo_proc is not None and demo_proc.poll() is None:
             demo_proc.terminate()
         await receiver.stop()
         await otlp_http.cleanup()
         await runner.cleanup()
-        if await asyncio.to_thread(writer.close):  # drains the queue; a 2nd signal exits now
-            db.close()
+        # Both off the loop: the drain and the final checkpoint can take seconds, and a
+        # second signal must still be handled (exit at once) meanwhile.
+        if await asyncio.to_thread(writer.close):
+            await asyncio.to_thread(db.close)
         log.info("stopped")

@@ -164,6 +164,7 @@ class JobDetail(JobRow):
     error_type: str | None
     stack_trace: str | None
     cancel_reason: str | None
+    logs_dropped: int
     steps: list[StepRow]
     children: list[ChildRow]
     log_counts: dict[str, int]

@@ -241,8 +241,10 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
         if tables and tables[0]:
             raise SchemaError("database has tables but no jobtrail_schema: not a jobtrail database")
         return 0
-    row = con.execute("SELECT max(version) FROM jobtrail_schema").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    # fetchall, not fetchone: a result left half-read keeps its transaction open, and an open
+    # transaction older than an UPDATE makes every later CHECKPOINT fail.
+    row = con.execute("SELECT max(version) FROM jobtrail_schema").fetchall()[0]
+    return int(row[0]) if row[0] is not None else 0
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:

@@ -75,6 +75,8 @@ MAX_SQL_CHARS = 100_000
 #: A table name with one of these is a file path or URL, read by a replacement scan.
 _PATH_LIKE = re.compile(r"[./\\:]")
 _ASCII_NAME = re.compile(r"[\x21-\x7e]+")
+#: A DuckLake attaches its catalog database under this prefix (PostgreSQL, on a lake).
+_CATALOG_DB = "__ducklake_metadata"
 _ZONED = "WITH TIME ZONE"
 
 
@@ -216,6 +218,12 @@ def _check_tree(tree: Any) -> None:
                 raise _reject(
                     f"{table!r} looks like a file or URL; only jobtrail's tables and views "
                     "can be read"
+                )
+            qualifiers = (node.get("catalog_name"), node.get("schema_name"))
+            if any(isinstance(q, str) and q.lower().startswith(_CATALOG_DB) for q in qualifiers):
+                raise _reject(
+                    f"{table!r} is in a lake's catalog database; only jobtrail's tables and "
+                    "views can be read"
                 )
 
 

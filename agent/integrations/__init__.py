@@ -7,6 +7,7 @@ Each module imports its framework only when imported itself, so none is a depend
 - :mod:`~jobtrail.agent.integrations.aiohttp_server` — ``jobtrail_middleware()``
 - :mod:`~jobtrail.agent.integrations.asgi` — ``JobtrailASGIMiddleware``
 - :mod:`~jobtrail.agent.integrations.wsgi` — ``JobtrailWSGIMiddleware``
+- :mod:`~jobtrail.agent.integrations.celery` — ``instrument_celery(app)``
 """
 
 from __future__ import annotations

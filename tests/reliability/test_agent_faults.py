@@ -163,8 +163,9 @@ def test_collector_slow_refusing_or_silent(tmp_path: Path, mode: str) -> None:
 
 @pytest.mark.skipif(not os.environ.get("JOBTRAIL_SOAK"), reason="set JOBTRAIL_SOAK=1 to soak")
 def test_default_queue_with_a_slow_collector(tmp_path: Path) -> None:
-    """The default max_queue_size (100 000 per signal) under a slow collector: measured
-    +120 MiB RSS in 8 s and GC pauses of 300+ ms inside agent calls (see docs/reliability.md)."""
+    """The default queues (100 000 records and 32 MiB per signal) under a slow collector.
+    Bounded by records alone they grew +120 MiB in 8 s with GC pauses of 300+ ms inside
+    agent calls; the byte bound keeps them within these limits (see docs/reliability.md)."""
     collector = Collector(tmp_path, "slow:3")
     try:
         err_path = tmp_path / "app.err"

@@ -6,11 +6,13 @@ that was acknowledged (an acknowledgement is only ever sent after the commit).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +22,8 @@ import pytest
 from e2e.harness import ServerProcess
 from reliability_support import APPS, kill, read_every_block, wait_until
 
+from jobtrail import server as server_module
+from jobtrail.config import ServerConfig
 from jobtrail.storage import Database
 
 pytestmark = pytest.mark.e2e
@@ -212,3 +216,50 @@ def test_drain_longer_than_the_close_bound_never_closes_under_the_writer(tmp_pat
     )  # fmt: skip
     assert done.returncode == 0 and "closed" in done.stdout, done.stderr[-2000:]
     Database(db).close()  # and the file opens afterwards
+
+
+async def test_final_checkpoint_runs_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last ``db.close()`` (the checkpoint) may take seconds on a big file; meanwhile the
+    loop must stay responsive, so a second signal still exits at once. A checkpoint made to
+    take 1 s must not stall a 20 ms ticker on the loop."""
+    closing: dict[str, float] = {}
+    real_close = Database.close
+
+    def slow_close(self: Database) -> None:
+        closing["start"] = time.monotonic()
+        closing["on_loop_thread"] = threading.current_thread() is threading.main_thread()
+        time.sleep(1.0)
+        real_close(self)
+        closing["end"] = time.monotonic()
+
+    monkeypatch.setattr(Database, "close", slow_close)
+    cfg = ServerConfig(db_path=str(tmp_path / "slow.duckdb"), grpc_port=0, http_port=0, api_port=0)
+    stop = asyncio.Event()
+    ready = tmp_path / "ready.json"
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.02)
+
+    serving = asyncio.create_task(server_module.serve(cfg, ready_file=str(ready), stop=stop))
+    ticking = asyncio.create_task(ticker())
+    try:
+        for _ in range(500):
+            if ready.exists():
+                break
+            await asyncio.sleep(0.02)
+        assert ready.exists(), "the server did not start"
+        stop.set()
+        await asyncio.wait_for(serving, 30)
+    finally:
+        ticking.cancel()
+        serving.cancel()
+    assert closing.get("on_loop_thread") is False, "the final checkpoint ran on the loop thread"
+    during = [t for t in ticks if closing["start"] <= t <= closing["end"]]
+    gaps = [b - a for a, b in zip(during, during[1:], strict=False)]
+    assert len(during) >= 20 and max(gaps) < 0.25, f"loop stalled: {len(during)} ticks in 1 s"
+    assert not Path(f"{cfg.db_path}.wal").exists()

@@ -1,0 +1,188 @@
+"""A byte bound on the SDK's batch queues, on top of their record bound.
+
+The SDK bounds each export queue by record count only. 100,000 records are a few MiB when
+they are small and hundreds of MiB when they carry large attributes, and while a slow
+collector lets the queue fill, every queued record is also work for the cyclic garbage
+collector. :class:`QueueBound` keeps an estimate of the bytes each queued record holds (a
+fixed overhead per record, measured with ``tracemalloc`` on SDK 1.45, plus the lengths of
+its strings) and makes room by dropping the oldest records, as the SDK does for its count.
+
+Records leave the queue in three ways: exported (the wrapped exporter releases them once the
+export returns, so a batch in flight still counts), evicted here, or, for queues no larger
+than one export batch, evicted by the SDK itself (accounted before it happens). The SDK's
+worker pops a batch from the same end without a lock of ours, so the oldest records are only
+evicted while more than one export batch is queued: the worker can never find the queue
+empty in the middle of taking a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ._stats import Counters
+
+__all__ = ["QueueBound", "estimate_log_record", "estimate_span"]
+
+_logger = logging.getLogger(__name__)
+
+#: Measured per-record overheads (bytes), without attributes: a ReadableSpan with its
+#: context, status and bounded attribute dict; a ReadableLogRecord with its API record.
+_SPAN_OVERHEAD = 2600
+_LOG_OVERHEAD = 800
+_EVENT_OVERHEAD = 400
+_ATTRIBUTE_OVERHEAD = 128
+
+
+def _value_size(value: Any) -> int:
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, Sequence):
+        return sum(8 + _value_size(v) for v in value)
+    if isinstance(value, Mapping):
+        return _attributes_size(value)
+    return 0
+
+
+def _attributes_size(attributes: Mapping[str, Any] | None) -> int:
+    if not attributes:
+        return 0
+    return sum(_ATTRIBUTE_OVERHEAD + len(k) + _value_size(v) for k, v in attributes.items())
+
+
+def estimate_span(span: Any) -> int:
+    """Bytes a queued ``ReadableSpan`` holds, approximately (never raises)."""
+    try:
+        size = _SPAN_OVERHEAD + len(span.name or "") + _attributes_size(span.attributes)
+        for event in span.events or ():
+            size += _EVENT_OVERHEAD + len(event.name) + _attributes_size(event.attributes)
+        for link in span.links or ():
+            size += _EVENT_OVERHEAD + _attributes_size(link.attributes)
+        return size
+    except Exception:  # a span of some other SDK shape: count the overhead alone
+        return _SPAN_OVERHEAD
+
+
+def estimate_log_record(record: Any) -> int:
+    """Bytes a queued log record (``ReadableLogRecord``/``ReadWriteLogRecord``) holds."""
+    try:
+        api = record.log_record
+        return _LOG_OVERHEAD + _value_size(api.body) + _attributes_size(api.attributes)
+    except Exception:
+        return _LOG_OVERHEAD
+
+
+class QueueBound:
+    """Byte accounting and eviction for one SDK ``BatchProcessor`` queue.
+
+    Args:
+        max_bytes: Bytes the queue (and the batch being exported) may hold.
+        estimate: Size estimate of one record.
+        counters: Where drops are counted, under ``drop_counter``.
+        signal: ``spans`` or ``log records``, for the one warning.
+    """
+
+    def __init__(
+        self,
+        max_bytes: int,
+        estimate: Callable[[Any], int],
+        counters: Counters,
+        drop_counter: str,
+        signal: str,
+    ) -> None:
+        """Start with an empty queue."""
+        self.max_bytes = max_bytes
+        self._estimate = estimate
+        self._counters = counters
+        self._drop_counter = drop_counter
+        self._signal = signal
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._pid = os.getpid()
+        self._warned = False
+
+    @property
+    def queued_bytes(self) -> int:
+        """Estimated bytes queued and in flight."""
+        return self._bytes
+
+    def admit(self, item: Any, batch_processor: Any, enqueue: Callable[[], None]) -> None:
+        """Make room for ``item`` (oldest first), then ``enqueue()`` it, or drop it.
+
+        ``batch_processor`` is the SDK's ``BatchProcessor`` (its ``_queue``,
+        ``_max_queue_size`` and ``_max_export_batch_size``); without them, ``enqueue()``
+        runs unbounded by bytes, as the SDK alone would.
+        """
+        queue = getattr(batch_processor, "_queue", None)
+        capacity = getattr(batch_processor, "_max_queue_size", None)
+        batch = getattr(batch_processor, "_max_export_batch_size", None)
+        if queue is None or capacity is None or batch is None:
+            enqueue()
+            return
+        size = self._estimate(item)
+        dropped = 0
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the SDK empties its queue
+                self._pid, self._bytes = os.getpid(), 0
+            while (len(queue) >= capacity or self._bytes + size > self.max_bytes) and len(
+                queue
+            ) > batch:
+                try:
+                    old = queue.pop()  # the oldest (the SDK appends on the left)
+                except IndexError:
+                    break
+                self._bytes -= self._estimate(old)
+                dropped += 1
+            if self._bytes + size > self.max_bytes and (queue or self._bytes):
+                dropped += 1  # no room even after evicting what can be: drop this one
+            else:
+                if len(queue) >= capacity:  # a tiny queue: the SDK evicts its oldest
+                    try:
+                        self._bytes -= self._estimate(queue[-1])
+                        dropped += 1
+                    except IndexError:
+                        pass
+                self._bytes += size
+                enqueue()
+            self._bytes = max(self._bytes, 0)
+        if dropped:
+            self._dropped(dropped)
+
+    def release(self, batch: Sequence[Any]) -> None:
+        """Forget an exported batch (called once its export returned)."""
+        size = sum(self._estimate(item) for item in batch)
+        with self._lock:
+            self._bytes = max(self._bytes - size, 0)
+
+    def _dropped(self, n: int) -> None:
+        self._counters.add(self._drop_counter, n)
+        if not self._warned:
+            self._warned = True
+            _logger.warning(
+                "jobtrail: the %s export queue is full (%d MiB or its record limit): dropping "
+                "the oldest; the collector is slow or unreachable (counted in agent_stats())",
+                self._signal,
+                self.max_bytes >> 20,
+            )
+
+
+class ReleasingExporter:
+    """Delegate ``export`` to ``inner``, then release the batch from ``bound``."""
+
+    def __init__(self, inner: Any, bound: QueueBound) -> None:
+        """Wrap ``inner``."""
+        self._inner = inner
+        self._bound = bound
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        """Export, then forget the batch's bytes whatever the outcome."""
+        try:
+            return self._inner.export(batch)
+        finally:
+            self._bound.release(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)

@@ -1,0 +1,273 @@
+"""What a collector runs on a lake besides its writer, each in a bounded periodic loop.
+
+* **Links** (:class:`~jobtrail.storage._lake_linker.LinkSweep`, every ``link_interval_s``):
+  records whose spans reached another collector get linked to their jobs.
+* **Live events** (:class:`LakeWatch`, every ``watch_interval_s``): the live streams of the
+  embedded file are driven by the writer's commits; on a lake the other collectors commit
+  too, so each collector polls the lake for new log ids and changed jobs and hands them to
+  the broker as if it had committed them. A subscriber of any collector sees every
+  collector's records, at most one poll interval later.
+* **Lost jobs** (every ``lost_after_s / 4``, at most 15 s): "lost" is a fact appended for
+  jobs silent for too long, so a later heartbeat or span still wins.
+* **Maintenance** (:mod:`jobtrail.storage._lake_maintenance`, every retention interval).
+
+Each loop survives errors (the catalog may be down for a while) and stops when cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from jobtrail.storage._lake_linker import JOB_FACT_SCHEMA, LinkSweep, append
+from jobtrail.storage._lake_maintenance import LakeRetention, maintain
+from jobtrail.storage._lake_writer import LakeWriter
+from jobtrail.storage._sql import utcnow
+from jobtrail.storage.lake import LakeDatabase
+from jobtrail.storage.writer import CommitInfo, WriterClosed
+
+log = logging.getLogger(__name__)
+
+_REQUESTS_KEPT = "INTERVAL 1 DAY"
+_FORGET_EVERY_S = 3600.0
+
+
+#: Jobs whose facts all arrived before this window are not looked at again for "lost".
+_LOST_WINDOW = "INTERVAL 2 DAY"
+
+
+def silent_jobs(
+    cur: duckdb.DuckDBPyConnection, lake: str, timeout_s: float, *, now: datetime | None = None
+) -> list[tuple[Any, ...]]:
+    """Running jobs with no sign of life for ``timeout_s``: (id, status, last_seen, attempt).
+
+    Only jobs with a fact received recently are folded (older ones were judged when they went
+    silent), so the cost follows recent activity rather than the lake's size.
+    """
+    cutoff = (now or utcnow()) - timedelta(seconds=timeout_s)
+    return cur.execute(
+        f"""SELECT id, status, last_seen, attempt FROM jobs
+            WHERE id IN (SELECT id FROM {lake}.job_facts
+                         WHERE received_at > now()::TIMESTAMP - {_LOST_WINDOW})
+              AND (status IN ('running', 'pending') AND NOT span_received
+                   OR status = 'retrying') AND last_seen < ?""",  # noqa: S608
+        [cutoff],
+    ).fetchall()
+
+
+def append_lost(
+    con: duckdb.DuckDBPyConnection, lake: str, rows: list[tuple[Any, ...]]
+) -> list[str]:
+    """Append a "lost" fact per silent job; return their ids.
+
+    The fact ranks just after the job's last sign of life, so any later record of it (a
+    heartbeat, its span) outranks "lost" again, as on the embedded file. A job whose span
+    said ``retrying`` and whose next attempt never came is lost above that span.
+    """
+    received = utcnow()
+    facts = [
+        {
+            "id": job_id,
+            "tier": 2 if status == "retrying" else 0,
+            "ranked_at": last_seen + timedelta(microseconds=1),
+            "status": "lost",
+            "attempt": attempt,
+            "received_at": received,
+        }
+        for job_id, status, last_seen, attempt in rows
+    ]
+    append(con, f"{lake}.job_facts", facts, JOB_FACT_SCHEMA)
+    return [f["id"] for f in facts]
+
+
+def mark_lost_on_lake(
+    con: duckdb.DuckDBPyConnection, lake: str, timeout_s: float, *, now: datetime | None = None
+) -> list[str]:
+    """Find silent jobs and mark them lost in one go (see the two functions above)."""
+    return append_lost(con, lake, silent_jobs(con, lake, timeout_s, now=now))
+
+
+def forget_old_requests_on_lake(con: duckdb.DuckDBPyConnection, lake: str) -> None:
+    """Forget request digests older than a day (clients stop retrying long before)."""
+    con.execute(
+        f"DELETE FROM {lake}.ingested_requests "  # noqa: S608
+        f"WHERE received_at < now()::TIMESTAMP - {_REQUESTS_KEPT}"
+    )
+
+
+def current_snapshot(cur: duckdb.DuckDBPyConnection, lake: str) -> int:
+    """The lake's newest snapshot id (one catalog query: cheap to poll)."""
+    row = cur.execute(f"SELECT id FROM ducklake_current_snapshot('{lake}')").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+class LakeWatch:
+    """Turns what any collector committed since the last poll into a :class:`CommitInfo`."""
+
+    _TABLES = ("log_records", "job_facts", "step_facts", "log_links")
+
+    def __init__(self, db: LakeDatabase) -> None:
+        self._cur = db.cursor()
+        self._lake = db.lake.name
+        self._marks = self._read_marks()
+        self._seen_snapshot = -1
+
+    def snapshot(self) -> int:
+        """The lake's newest snapshot id."""
+        return current_snapshot(self._cur, self._lake)
+
+    @property
+    def last_log_id(self) -> int:
+        """The newest log id seen (live streams start after it)."""
+        return max(self._marks["log_records"], 0)
+
+    def _read_marks(self) -> dict[str, int]:
+        marks = {}
+        for table in self._TABLES:
+            row = self._cur.execute(
+                f"SELECT coalesce(max(rowid), -1) FROM {self._lake}.{table}"  # noqa: S608
+            ).fetchone()
+            marks[table] = int(row[0]) if row else -1
+        return marks
+
+    def poll(self) -> CommitInfo | None:
+        """What changed since the previous poll, or None (without a scan when nothing did)."""
+        cur, lake = self._cur, self._lake
+        snapshot = self.snapshot()
+        if snapshot == self._seen_snapshot:
+            return None
+        self._seen_snapshot = snapshot  # the reads below see this snapshot or a newer one
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            marks = self._read_marks()
+            old = self._marks
+            if marks == old:
+                return None
+            rows = cur.execute(
+                f"""SELECT DISTINCT id FROM (
+                      SELECT id FROM {lake}.job_facts WHERE rowid > $jf
+                      UNION ALL SELECT job_id FROM {lake}.step_facts WHERE rowid > $sf
+                      UNION ALL SELECT job_id FROM {lake}.log_links WHERE rowid > $ll)
+                    WHERE id IS NOT NULL""",  # noqa: S608
+                {"jf": old["job_facts"], "sf": old["step_facts"], "ll": old["log_links"]},
+            ).fetchall()
+        finally:
+            cur.execute("ROLLBACK")
+        self._marks = marks
+        info = CommitInfo(job_ids={r[0] for r in rows})
+        if marks["log_records"] > old["log_records"]:
+            info.first_log_id = max(old["log_records"] + 1, 1)
+            info.last_log_id = marks["log_records"]
+            info.logs = info.last_log_id - info.first_log_id + 1
+        return info
+
+    def close(self) -> None:
+        """Release the cursor."""
+        try:
+            self._cur.close()
+        except duckdb.Error:
+            pass
+
+
+class LakeTasks:
+    """The loops above, for one collector (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: LakeDatabase,
+        writer: LakeWriter,
+        *,
+        lost_after_s: float,
+        retention: LakeRetention | None = None,
+        link_interval_s: float = 1.0,
+        watch_interval_s: float = 0.5,
+    ) -> None:
+        self.db, self.writer = db, writer
+        self.lost_after_s = lost_after_s
+        self.retention = retention
+        self.link_interval_s = link_interval_s
+        self.watch_interval_s = watch_interval_s
+        self.sweep = LinkSweep(db.lake.name)
+        self.watch = LakeWatch(db)
+        self._swept_snapshot = -1
+        self._link_cur = db.cursor()
+        self._lost_cur = db.cursor()
+
+    async def run(
+        self, on_commit: Callable[[CommitInfo], None], on_lost: Callable[[set[str]], None]
+    ) -> None:
+        """Run every loop until cancelled."""
+        lake = self.db.lake.name
+        loops = [
+            self._every(self.link_interval_s, "linking", self._link),
+            self._every(self.watch_interval_s, "live events", lambda: self._watch(on_commit)),
+            self._every(
+                max(0.5, min(self.lost_after_s / 4, 15.0)),
+                "marking lost jobs",
+                lambda: self._lost(on_lost),
+            ),
+            self._every(
+                _FORGET_EVERY_S,
+                "forgetting old request digests",
+                lambda: self.writer.run(lambda con: forget_old_requests_on_lake(con, lake)),
+            ),
+        ]
+        if self.retention is not None:
+            retention = self.retention
+            loops.append(
+                self._every(
+                    min(retention.compact_interval_s, retention.interval_s),
+                    "lake maintenance",
+                    lambda: asyncio.to_thread(maintain, self.db, retention),
+                )
+            )
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            self.watch.close()
+            self._link_cur.close()
+            self._lost_cur.close()
+
+    async def _link(self) -> None:
+        snapshot = await asyncio.to_thread(current_snapshot, self._link_cur, self.db.lake.name)
+        if snapshot != self._swept_snapshot:  # the sweep reads this snapshot or a newer one
+            await self.writer.run(self.sweep)
+            self._swept_snapshot = snapshot
+
+    async def _watch(self, on_commit: Callable[[CommitInfo], None]) -> None:
+        info = await asyncio.to_thread(self.watch.poll)
+        if info is not None and (info.logs or info.job_ids):
+            on_commit(info)
+
+    async def _lost(self, on_lost: Callable[[set[str]], None]) -> None:
+        # The fold runs on a reader cursor; the writer only appends the facts.
+        lake, timeout = self.db.lake.name, self.lost_after_s
+        rows = await asyncio.to_thread(silent_jobs, self._lost_cur, lake, timeout)
+        if not rows:
+            return
+        lost = await self.writer.run(lambda con: append_lost(con, lake, rows))
+        if lost:
+            on_lost(set(lost))
+            log.info("%d job(s) lost (no sign of life for %.0f s)", len(lost), timeout)
+
+    async def _every(self, interval_s: float, what: str, step: Callable[[], Any]) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await step()
+            except WriterClosed:
+                return
+            except Exception as exc:  # noqa: BLE001 - the lake may be unreachable for a while
+                if not failing:
+                    log.warning("lake %s failed (retrying every %.1f s): %s", what, interval_s, exc)
+                failing = True
+                continue
+            if failing:
+                log.info("lake %s works again", what)
+            failing = False
