@@ -145,12 +145,16 @@ def server_run(
     concurrency: int,
     seconds: float,
     profile_to: Path | None = None,
+    start_from: Path | None = None,
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One server on a fresh file under load; the steady-window figures."""
+    """One server under load on a fresh file (or a copy of ``start_from``): steady figures."""
     db = workdir / "ingest.duckdb"
     for p in (db, db.with_suffix(".duckdb.wal")):
         p.unlink(missing_ok=True)
-    server = u.Server(workdir, db).start()
+    if start_from is not None:
+        shutil.copyfile(start_from, db)
+    server = u.Server(workdir, db, config or {}).start()
     skip = min(3.0, seconds * 0.2)
     window = seconds - 2 * skip
     try:

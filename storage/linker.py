@@ -22,6 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jobtrail.storage._row_access import RowAccess, upsert_log_ranges
 from jobtrail.storage.derive import (
     JOB_COLUMNS,
     STEP_COLUMNS,
@@ -79,6 +80,7 @@ class Linker:
         self._owners: OrderedDict[tuple[str, str], Owner] = OrderedDict()
         self._pending: OrderedDict[str, int] = OrderedDict()
         self._next_log_id = self._max_log_id() + 1
+        self._access = RowAccess(con)
         self._job_rows: _RowCache[str] = _RowCache(_MAX_JOB_ROWS)
         self._step_rows: _RowCache[tuple[str, str]] = _RowCache(_MAX_STEP_ROWS)
 
@@ -112,11 +114,13 @@ class Linker:
 
     def commit(self) -> None:
         """The transaction committed: nothing to undo."""
+        self._access.committed()
 
     def rollback(self) -> None:
         """The transaction rolled back: log ids handed out were not used, rows not written."""
         self._next_log_id = self._max_log_id() + 1
         self.forget_rows()
+        self._access.be_careful()
 
     def forget_rows(self) -> None:
         """Drop the cached rows; call after anything else wrote ``jobs`` or ``steps``."""
@@ -151,9 +155,10 @@ class Linker:
         ids = list(dict.fromkeys(u.id for u in updates))
         rows, missing = self._job_rows.take(ids)
         if missing:
-            rows.update(
-                (r["id"], r) for r in self._fetch("jobs", "id IN (SELECT unnest(?))", [missing])
-            )
+            for row in self._access.jobs(missing).values():
+                row["attempts"] = _load_attempts(row["attempts"])
+                rows[row["id"]] = row
+        stored: dict[Any, str | None] = {job_id: job_id for job_id in rows}
         for update in updates:
             if update.trace_id and update.span_id:
                 self._remember(update.trace_id, update.span_id, (update.id, None, None))
@@ -166,27 +171,23 @@ class Linker:
             rows[update.id] = merge_job(row, update)
             if row["parent_job_id"] is None and row["parent_span_id"] and row["trace_id"]:
                 self._mark_pending(row["trace_id"])
-        self._upsert("jobs", JOB_COLUMNS, JOB_SCHEMA, rows.values())
+        self._upsert("jobs", JOB_COLUMNS, JOB_SCHEMA, rows.values(), stored)
         self._job_rows.put(rows)
         return set(ids)
 
     def _apply_steps(self, updates: list[StepUpdate]) -> set[str]:
         keys = list(dict.fromkeys((u.trace_id, u.span_id) for u in updates))
-        rows, missing = self._step_rows.take(keys)
-        if missing:
-            rows.update(
-                ((r["trace_id"], r["span_id"]), r)
-                for r in self._fetch(
-                    "steps",
-                    "(trace_id, span_id) IN (SELECT (unnest(?), unnest(?)))",
-                    [[k[0] for k in missing], [k[1] for k in missing]],
-                )
-            )
         for update in updates:
             if update.job_id is None and update.parent_span_id:
                 owner = self._owners.get((update.trace_id, update.parent_span_id))
                 if owner is not None:
                     update.job_id = owner[0]
+        rows, missing = self._step_rows.take(keys)
+        if missing:
+            job_of = {(u.trace_id, u.span_id): u.job_id for u in updates}
+            rows.update(self._access.steps(missing, job_of))
+        stored: dict[Any, str | None] = {key: row["job_id"] for key, row in rows.items()}
+        for update in updates:
             key = (update.trace_id, update.span_id)
             row = merge_step(rows.get(key) or new_step_row(*key), update)
             rows[key] = row
@@ -196,21 +197,9 @@ class Linker:
                 )
             else:
                 self._mark_pending(update.trace_id)
-        self._upsert("steps", STEP_COLUMNS, STEP_SCHEMA, rows.values())
+        self._upsert("steps", STEP_COLUMNS, STEP_SCHEMA, rows.values(), stored)
         self._step_rows.put(rows)
         return {r["job_id"] for r in rows.values() if r["job_id"]}
-
-    def _fetch(self, table: str, where: str, params: list[Any]) -> list[dict[str, Any]]:
-        cur = self._con.execute(f"SELECT * FROM {table} WHERE {where}", params)  # noqa: S608
-        names = [d[0] for d in cur.description]
-        out = []
-        for values in cur.fetchall():
-            row = dict(zip(names, values, strict=True))
-            row["attributes"] = orjson.loads(row["attributes"]) if row["attributes"] else {}
-            if "attempts" in row:
-                row["attempts"] = _load_attempts(row["attempts"])
-            out.append(row)
-        return out
 
     def _upsert(
         self,
@@ -218,6 +207,7 @@ class Linker:
         columns: tuple[str, ...],
         schema: pa.Schema,
         rows: Iterable[dict[str, Any]],
+        stored: dict[Any, str | None],
     ) -> None:
         prepared = []
         for row in rows:
@@ -226,12 +216,8 @@ class Linker:
             if "attempts" in out:
                 out["attempts"] = orjson.dumps(row["attempts"] or [], option=_UTC_Z).decode()
             prepared.append(out)
-        if not prepared:
-            return
-        arrow = pa.Table.from_pylist(prepared, schema=schema)
-        self._con.register("_upsert_rows", arrow)
-        self._con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM _upsert_rows")  # noqa: S608
-        self._con.unregister("_upsert_rows")
+        if prepared:
+            self._access.write(table, pa.Table.from_pylist(prepared, schema=schema), stored)
 
     # --- logs ------------------------------------------------------------------------------
 
@@ -271,7 +257,11 @@ class Linker:
         if linked.num_rows == 0:
             return
         ranges = linked.group_by("job_id").aggregate([("id", "min"), ("id", "max")])
-        upsert_log_ranges(self._con, ranges.rename_columns(["job_id", "lo", "hi"]))
+        upsert_log_ranges(
+            self._con,
+            ranges.rename_columns(["job_id", "lo", "hi"]),
+            large=self._access.is_large("job_log_ranges"),
+        )
 
     # --- late linking ----------------------------------------------------------------------
 
@@ -449,19 +439,6 @@ class _RowCache(Generic[K]):
 
     def clear(self) -> None:
         self._rows.clear()
-
-
-def upsert_log_ranges(con: duckdb.DuckDBPyConnection, ranges: pa.Table) -> None:
-    """Merge ``(job_id, lo, hi)`` rows into ``job_log_ranges`` (ranges only ever widen)."""
-    con.register("_log_ranges", ranges)
-    try:
-        con.execute(
-            """INSERT INTO job_log_ranges SELECT job_id, lo, hi FROM _log_ranges
-               ON CONFLICT (job_id) DO UPDATE SET lo = least(lo, excluded.lo),
-                                                  hi = greatest(hi, excluded.hi)"""
-        )
-    finally:
-        con.unregister("_log_ranges")
 
 
 def _load_attempts(text: str | None) -> list[dict[str, Any]]:

@@ -285,7 +285,13 @@ class BatchWriter:
 
     def _commit_group(self, group: list[_Item]) -> None:
         try:
-            info = self._store([item.batch for item in group])
+            try:
+                info = self._store([item.batch for item in group])
+            except duckdb.ConstraintException:
+                # A row the linker took for new was stored after all (it looks rows up
+                # through indexes on large tables); the rollback made it read whole tables.
+                log.info("retrying a commit with full-table reads", exc_info=True)
+                info = self._store([item.batch for item in group])
         except Exception as exc:  # noqa: BLE001 - isolate the failing batch below
             if len(group) == 1:
                 log.exception("batch could not be stored")

@@ -10,7 +10,7 @@ import pytest
 from otlp_build import log, logs_request, new_span_id, new_trace_id, span, traces_request
 
 from jobtrail.collector import decode_logs, decode_traces
-from jobtrail.storage import Database, queries
+from jobtrail.storage import Database, _row_access, queries
 from jobtrail.storage.writer import BatchWriter
 
 
@@ -54,6 +54,16 @@ async def _ingest(db: Database, order: list[str], reqs: dict[str, object]) -> No
             await writer.write(decoded.batch)
     finally:
         await asyncio.to_thread(writer.close)
+
+
+@pytest.fixture(autouse=True, params=["scan", "index"])
+def row_access(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run each test with rows read and replaced by scans (small tables) and through
+    indexes one key at a time (what large tables get)."""
+    if request.param == "index":
+        monkeypatch.setattr(_row_access, "_SMALL_TABLE_ROWS", 0)
+        monkeypatch.setattr(_row_access, "_ROWS_PER_LOOKUP", 0)
+    return str(request.param)
 
 
 ORDERS = [list(p) for p in itertools.permutations(["job_span", "step_span", "child_spans", "logs", "lifecycle"])][::13]
@@ -117,4 +127,24 @@ async def test_step_started_can_carry_the_jobs_progress(tmp_path: Path) -> None:
     await _ingest(db, ["lifecycle", "logs"], reqs)
     row = db.cursor().execute("SELECT status, progress, current_step FROM jobs").fetchall()
     assert row == [("running", 25.0, "two")]
+    db.close()
+
+
+async def test_a_step_stored_without_its_job_is_found_when_its_job_becomes_known(
+    tmp_path: Path, row_access: str
+) -> None:
+    """Through indexes the linker looks for a step among its job's steps; one stored before
+    its job was known is not there, and the commit is retried reading whole tables."""
+    t, job, step = new_trace_id(), new_span_id(), new_span_id()
+    reqs = {
+        "step_span": traces_request([span(t, step, "download", {"job.step": "download"}, parent=job)]),
+        "lifecycle": logs_request([log(t, step, "step started", {
+            "event.name": "step.started", "job.id": "j1", "job.step": "download", "job.step.seq": 1,
+        })]),
+    }
+    db = Database(tmp_path / "db.duckdb")
+    await _ingest(db, ["step_span"], reqs)  # a fresh writer each time: nothing cached
+    await _ingest(db, ["lifecycle"], reqs)
+    rows = db.cursor().execute("SELECT job_id, name, status FROM steps").fetchall()
+    assert rows == [("j1", "download", "completed")]
     db.close()
