@@ -19,13 +19,14 @@ def mark_lost(
     """Mark running/pending jobs silent for longer than ``timeout_s`` as lost; return their ids."""
     now = now or datetime.now(UTC).replace(tzinfo=None)
     cutoff = now - timedelta(seconds=timeout_s)
-    rows = con.execute(
-        """UPDATE jobs SET status = 'lost'
-           WHERE (status IN ('running', 'pending') AND NOT span_received OR status = 'retrying')
-             AND last_seen < ?
-           RETURNING id""",
-        [cutoff],
-    ).fetchall()
+    # Read the ids, then update without RETURNING: in one transaction on the only writing
+    # connection both see the same rows, and DuckDB's RETURNING made a catch-up of 40k
+    # jobs (after downtime) take 24 s instead of 0.7 s, stalling ingest meanwhile.
+    silent = """(status IN ('running', 'pending') AND NOT span_received OR status = 'retrying')
+                AND last_seen < ?"""
+    rows = con.execute(f"SELECT id FROM jobs WHERE {silent}", [cutoff]).fetchall()  # noqa: S608
+    if rows:
+        con.execute(f"UPDATE jobs SET status = 'lost' WHERE {silent}", [cutoff])  # noqa: S608
     return [r[0] for r in rows]
 
 
