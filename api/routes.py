@@ -13,6 +13,7 @@ import duckdb
 import orjson
 from aiohttp import web
 
+from jobtrail.api import log_download
 from jobtrail.api import params as p
 from jobtrail.api._keys import OPENAPI_KEY, READER_KEY
 from jobtrail.semconv import JOB_STATUSES, LEVELS
@@ -23,7 +24,7 @@ routes = web.RouteTableDef()
 _JOB_LIST_PARAMS = frozenset(
     {"type", "status", "owner", "service", "since", "until", "q", "parent", "limit", "cursor"}
 )
-_JOB_LOG_PARAMS = frozenset({"after_id", "level", "step", "q", "limit", "events"})
+_JOB_LOG_PARAMS = frozenset({"after_id", "level", "step", "q", "limit", "events", "format"})
 _LOG_PARAMS = frozenset(
     {"type", "level", "category", "service", "since", "until", "q", "limit", "after_id",
      "before_id", "job", "step", "events"}
@@ -106,8 +107,8 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/jobs/{id}/logs")
-async def job_logs(request: web.Request) -> web.Response:
-    """A job's logs in id order; poll with ``after_id``."""
+async def job_logs(request: web.Request) -> web.StreamResponse:
+    """A job's logs in id order; poll with ``after_id``; ``format`` downloads them all."""
     q = request.query
     p.check_known(q, _JOB_LOG_PARAMS)
     flt = queries.LogFilter(
@@ -116,11 +117,22 @@ async def job_logs(request: web.Request) -> web.Response:
         q=p.get_str(q, "q"),
         include_events=p.get_bool(q, "events"),
     )
+    after_id = p.get_int(q, "after_id", default=None, minimum=0)
+    fmt = p.get_str(q, "format") or "json"
+    if fmt not in ("json", *log_download.FORMATS):
+        raise p.InvalidParameter(
+            f"unknown format {fmt!r} (expected one of: json, {', '.join(log_download.FORMATS)})",
+            name="format",
+        )
+    if fmt != "json":
+        return await log_download.download(
+            request, request.match_info["id"], flt, after_id=after_id, fmt=fmt
+        )
     page = await request.app[READER_KEY].run(
         queries.job_logs,
         request.match_info["id"],
         flt,
-        after_id=p.get_int(q, "after_id", default=None, minimum=0),
+        after_id=after_id,
         limit=p.get_limit(q, default=1000, maximum=10_000),
     )
     return json_response(page)
