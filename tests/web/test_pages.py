@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from e2e.harness import ServerProcess
@@ -77,6 +78,14 @@ def test_failed_job_shows_steps_error_and_stack_trace(
     error_row = page.locator(".log-row", has_text="job failed")
     error_row.get_by_role("button", name="Show details").click()
     expect(error_row.locator(".stack-trace")).to_contain_text("OSError")
+    # The logs can be downloaded whole, as a file.
+    link = page.get_by_role("link", name="Download")
+    with page.expect_download() as download:
+        link.click()
+    saved = download.value
+    assert saved.suggested_filename == f"job-{jobs['broken export']}-logs.txt"
+    text = Path(saved.path()).read_text()
+    assert "disk full after 3 chunks" in text and "OSError" in text
 
 
 def test_log_panel_level_chips_search_and_step_filter(

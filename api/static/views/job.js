@@ -50,7 +50,10 @@ export async function jobView({ root, params, query, signal }) {
   root.replaceChildren(
     h("p", { class: "crumbs" }, h("a", { href: "#/jobs" }, "← Jobs")),
     summary,
-    h("h2", { id: "logs-heading" }, "Logs ", indicator),
+    h("h2", { id: "logs-heading" }, "Logs ", indicator,
+      h("a", { class: "download", href: `/api/jobs/${encodeURIComponent(jobId)}/logs?format=txt`,
+               download: "", title: "All of this job's log records as a text file (also ?format=csv or jsonl)" },
+        "Download")),
     panel.el,
   );
 
