@@ -76,7 +76,9 @@ class Heartbeat:
             self._cond.notify()
 
     def _ensure_thread(self) -> None:
-        if self._thread is None and not self._stopped:
+        # A forked child inherits the thread object but not the thread: start it again.
+        alive = self._thread is not None and self._thread.is_alive()
+        if not alive and not self._stopped:
             self._thread = threading.Thread(
                 target=self._run, name="jobtrail-heartbeat", daemon=True
             )

@@ -40,6 +40,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
+from billiard import common as billiard_common
 from celery import Celery, Task, signals, states
 from celery.exceptions import Retry
 from opentelemetry import trace
@@ -109,6 +110,12 @@ def _attempt(request: Any) -> int:
         return int(getattr(request, "retries", 0) or 0) + 1
     except (TypeError, ValueError):
         return 1
+
+
+def _pool_terminating() -> bool:
+    """Whether the pool's terminate signal handler ran in this (child) process."""
+    fired = getattr(billiard_common, "terminate_handler_fired", None)
+    return bool(fired()) if callable(fired) else False
 
 
 class CeleryInstrumentation:
@@ -302,11 +309,17 @@ class CeleryInstrumentation:
                 job.will_retry = True
             job.fail(retval if isinstance(retval, BaseException) else f"task {str(state).lower()}")
         elif state is None:
+            if _pool_terminating():
+                # The pool kills this child in a moment (hard time limit, cold shutdown) and
+                # the main process records the task's failure (``TimeLimitExceeded``...);
+                # a ``SystemExit`` recorded here as well would race it for the last word.
+                return
             # Postrun runs in a ``finally``: a BaseException (SystemExit, KeyboardInterrupt,
             # eager ``propagate``) is unwinding the worker.
             exc = sys.exc_info()[1]
             if exc is None:
                 job.fail("task ended without a state")
+
         # IGNORED (``Ignore``, ``Task.replace``): the task chose to record no outcome.
         try:
             job.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
@@ -333,8 +346,6 @@ class CeleryInstrumentation:
             run = _CURRENT_RUN.get()
             if run is not None and run.task_id == str(task_id):
                 return  # the running task's own failure: postrun records it
-            if os.environ.get("JT_NO_MAIN_RECORD"):
-                return
             request = sender.request
             if str(getattr(request, "id", None)) != str(task_id):
                 return  # no request context: the attempt number would be a guess
@@ -352,8 +363,8 @@ class CeleryInstrumentation:
         """The agent for a record the main worker process makes (a child died).
 
         Configuring the application's agent here would hand its exporters and threads to
-        every child forked later (the prefork pool replaces a dead child at once), which
-        the OTel SDK and gRPC do not support: a private agent, configured from the same
+        every child forked later (the prefork pool replaces a dead child at once), and
+        gRPC channels are not meant to cross a fork: a private agent, configured from the same
         ``OTEL_*`` environment, leaves the application's agent to configure itself in
         each child after the fork.
         """
@@ -367,8 +378,15 @@ class CeleryInstrumentation:
             return self._main_agent
 
     def _on_shutdown(self, **_: Any) -> None:
-        """Flush before the (child) process exits: prefork children skip ``atexit``."""
+        """Flush before the (child) process exits: prefork children skip ``atexit``.
+
+        Not in a child the pool is terminating (hard time limit, cold shutdown): the
+        pool kills it a tenth of a second later, so its exit must not wait on the
+        network; the main process records that task's failure.
+        """
         with self._guard("celery.shutdown"):
+            if _pool_terminating():
+                return
             self.agent.force_flush(self._flush_timeout_s)
             main_agent, pid = self._main_agent, self._main_agent_pid
             if main_agent is not None and pid == os.getpid():  # not in a child inheriting it

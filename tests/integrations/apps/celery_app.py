@@ -24,6 +24,7 @@ app.conf.update(
     broker_transport_options={
         "data_folder_in": BROKER_DIR,
         "data_folder_out": BROKER_DIR,
+        "control_folder": os.path.join(BROKER_DIR, "control"),  # not the working directory
         "polling_interval": 0.05,
     },
     broker_connection_retry_on_startup=True,
