@@ -40,11 +40,16 @@ def packaged_extension(name: str) -> Path | None:
 
 
 def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Install ``name`` from its wheel when there is one, then load it.
+    """Load ``name``; when it is not installed yet, install it from its wheel first.
 
     Raises:
         LakeExtensionError: Neither the wheel nor an earlier ``INSTALL`` provides it.
     """
+    try:
+        con.execute(f"LOAD {name}")  # installed before (by an earlier start, or INSTALL)
+        return
+    except duckdb.Error:
+        pass
     path = packaged_extension(name)
     try:
         if path is not None:

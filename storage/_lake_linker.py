@@ -12,6 +12,7 @@ the read views fold into one; nothing is ever updated, so nothing conflicts.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jobtrail.storage._lake_feed import Feed
 from jobtrail.storage._sql import utcnow
 from jobtrail.storage.linker import Linker, Owner
 from jobtrail.storage.model import JobUpdate, StepUpdate
@@ -29,6 +31,7 @@ _TS = pa.timestamp("us")
 _EPOCH = datetime(1970, 1, 1)
 _MAX_DEPTH = 64
 _TRACES_PER_SWEEP = 2000
+_MAX_PENDING_TRACES = 20_000
 _FIRST_SWEEP_WINDOW = "INTERVAL 1 DAY"
 
 _JOB_SKIP = ("final", "seen_at", "attributes")
@@ -143,48 +146,70 @@ class LakeLinker(Linker):
 
 
 class LinkSweep:
-    """Links records of traces that changed since the last run, across all collectors.
+    """Links what is unlinked, across all collectors, looking only at what changed.
 
-    Call it on the writer thread inside a transaction (``writer.run(sweep)``). It reads only
-    traces that received a span, fact or unlinked record since its previous run (row ids
-    grow in commit order, so "since" is exact), and returns the ids of jobs it linked to.
+    Call it on the writer thread inside a transaction (``writer.run(sweep)``); it returns
+    the ids of the jobs it linked records to. Like the embedded linker it keeps the traces
+    that hold unlinked records (``pending``): a trace is walked when it receives an
+    unlinked record, or when a pending trace receives a span or fact — from any collector
+    (:class:`~jobtrail.storage._lake_feed.Feed` reads what anyone committed since the last
+    run). When every record was linked at ingest (agents name their job), a run reads only
+    the rows that are new, and nothing when nothing is.
     """
 
     def __init__(self, lake: str) -> None:
         self.lake = lake
-        self._marks: dict[str, int] | None = None
+        self.feed = Feed(lake, ("spans", "job_facts", "step_facts", "log_records"))
+        self.pending: OrderedDict[str, None] = OrderedDict()
 
     def __call__(self, con: duckdb.DuckDBPyConnection) -> set[str]:
         lake = self.lake
-        tables = ("spans", "job_facts", "step_facts", "log_records")
-        marks = {t: _max_rowid(con, f"{lake}.{t}") for t in tables}
-        if marks == self._marks:
-            return set()
-        if self._marks is None:
-            since = {t: f"received_at > now()::TIMESTAMP - {_FIRST_SWEEP_WINDOW}" for t in tables}
+        if not self.feed.started:  # after a start: what a day of records left unlinked
+            self.feed.start(con)
+            window = f"received_at > now()::TIMESTAMP - {_FIRST_SWEEP_WINDOW}"
+            new = {t: f"(SELECT * FROM {lake}.{t} WHERE {window})" for t in self.feed.tables}
         else:
-            since = {t: f"rowid > {self._marks[t]}" for t in tables}
-        changed = con.execute(
+            sources = self.feed.sources(con)
+            if sources is None:
+                return set()
+            new = sources
+        unlinked = con.execute(
             f"""SELECT DISTINCT trace_id FROM (
-                    SELECT trace_id FROM {lake}.spans WHERE {since["spans"]}
-                    UNION ALL SELECT trace_id FROM {lake}.job_facts WHERE {since["job_facts"]}
-                    UNION ALL SELECT trace_id FROM {lake}.step_facts WHERE {since["step_facts"]}
-                    UNION ALL SELECT trace_id FROM {lake}.log_records
-                        WHERE {since["log_records"]} AND job_id IS NULL)
+                    SELECT trace_id FROM {new["log_records"]}
+                        WHERE job_id IS NULL AND span_id IS NOT NULL
+                    UNION ALL SELECT trace_id FROM {new["step_facts"]} WHERE job_id IS NULL
+                    UNION ALL SELECT trace_id FROM {new["job_facts"]}
+                        WHERE parent_job_id IS NULL AND parent_span_id IS NOT NULL)
                 WHERE trace_id IS NOT NULL"""  # noqa: S608 - constants and integers only
         ).fetchall()
-        traces = [row[0] for row in changed]
+        candidates = dict.fromkeys(row[0] for row in unlinked)
+        if self.pending:
+            con.register("_pending", pa.table({"trace_id": list(self.pending)}))
+            try:
+                touched = con.execute(
+                    f"""SELECT DISTINCT trace_id FROM (
+                            SELECT trace_id FROM {new["spans"]}
+                            UNION ALL SELECT trace_id FROM {new["job_facts"]}
+                            UNION ALL SELECT trace_id FROM {new["step_facts"]})
+                        WHERE trace_id IN (SELECT trace_id FROM _pending)"""  # noqa: S608
+                ).fetchall()
+            finally:
+                con.unregister("_pending")
+            candidates.update(dict.fromkeys(row[0] for row in touched))
+        traces = list(candidates)
         linked: set[str] = set()
         for start in range(0, len(traces), _TRACES_PER_SWEEP):
-            tree = _LakeTree(con, lake, traces[start : start + _TRACES_PER_SWEEP])
+            chunk = traces[start : start + _TRACES_PER_SWEEP]
+            tree = _LakeTree(con, lake, chunk)
             linked |= tree.link(con)
-        self._marks = marks
+            for trace_id in chunk:
+                self.pending.pop(trace_id, None)
+                if trace_id in tree.still_pending:
+                    self.pending[trace_id] = None
+        while len(self.pending) > _MAX_PENDING_TRACES:
+            self.pending.popitem(last=False)
+        self.feed.advance()
         return linked
-
-
-def _max_rowid(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f"SELECT coalesce(max(rowid), -1) FROM {table}").fetchone()  # noqa: S608
-    return int(row[0]) if row else -1
 
 
 class _LakeTree:
@@ -232,6 +257,7 @@ class _LakeTree:
         finally:
             con.unregister("_sweep_traces")
         self.lake = lake
+        self.still_pending: set[str] = set()
 
     def owner_of(self, trace_id: str, span_id: str | None) -> Owner | None:
         """The job (and step) a span belongs to: its nearest job ancestor-or-self."""
@@ -254,22 +280,28 @@ class _LakeTree:
         """Append the links found; return the ids of the jobs they point to."""
         now, changed = utcnow(), set()
         jobs, steps, logs = [], [], []
-        for jid, t, p in self.orphan_jobs:
-            owner = self.owner_of(t, p)
-            if owner is not None and owner[0] != jid:
+        for jid, t, parent in self.orphan_jobs:
+            owner = self.owner_of(t, parent)
+            if owner is None:
+                self.still_pending.add(t)
+            elif owner[0] != jid:
                 jobs.append({"id": jid, "tier": 0, "ranked_at": _EPOCH, "parent_job_id": owner[0],
                              "received_at": now})  # fmt: skip
                 changed |= {jid, owner[0]}
         for t, s, p in self.orphan_steps:
             owner = self.owner_of(t, p)
-            if owner is not None:
+            if owner is None:
+                self.still_pending.add(t)
+            else:
                 steps.append({"trace_id": t, "span_id": s, "tier": 0, "ranked_at": _EPOCH,
                               "job_id": owner[0], "received_at": now})  # fmt: skip
                 self.step_at[(t, s)] = (owner[0], self.step_at[(t, s)][1])
                 changed.add(owner[0])
         for t, s in self.orphan_logs:
             owner = self.owner_of(t, s)
-            if owner is not None:
+            if owner is None:
+                self.still_pending.add(t)
+            else:
                 logs.append({"trace_id": t, "span_id": s, "job_id": owner[0], "step": owner[1],
                              "step_span_id": owner[2], "linked_at": now})  # fmt: skip
                 changed.add(owner[0])

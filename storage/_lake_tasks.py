@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from jobtrail.storage._lake_feed import Feed, current_snapshot
 from jobtrail.storage._lake_linker import JOB_FACT_SCHEMA, LinkSweep, append
 from jobtrail.storage._lake_maintenance import LakeRetention, maintain
 from jobtrail.storage._lake_writer import LakeWriter
@@ -100,69 +101,44 @@ def forget_old_requests_on_lake(con: duckdb.DuckDBPyConnection, lake: str) -> No
     )
 
 
-def current_snapshot(cur: duckdb.DuckDBPyConnection, lake: str) -> int:
-    """The lake's newest snapshot id (one catalog query: cheap to poll)."""
-    row = cur.execute(f"SELECT id FROM ducklake_current_snapshot('{lake}')").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
-
 class LakeWatch:
     """Turns what any collector committed since the last poll into a :class:`CommitInfo`."""
-
-    _TABLES = ("log_records", "job_facts", "step_facts", "log_links")
 
     def __init__(self, db: LakeDatabase) -> None:
         self._cur = db.cursor()
         self._lake = db.lake.name
-        self._marks = self._read_marks()
-        self._seen_snapshot = -1
-
-    def snapshot(self) -> int:
-        """The lake's newest snapshot id."""
-        return current_snapshot(self._cur, self._lake)
+        self._feed = Feed(self._lake, ("log_records", "job_facts", "step_facts", "log_links"))
+        self._feed.start(self._cur)
 
     @property
     def last_log_id(self) -> int:
         """The newest log id seen (live streams start after it)."""
-        return max(self._marks["log_records"], 0)
-
-    def _read_marks(self) -> dict[str, int]:
-        marks = {}
-        for table in self._TABLES:
-            row = self._cur.execute(
-                f"SELECT coalesce(max(rowid), -1) FROM {self._lake}.{table}"  # noqa: S608
-            ).fetchone()
-            marks[table] = int(row[0]) if row else -1
-        return marks
+        return max(self._feed.marks["log_records"], 0)
 
     def poll(self) -> CommitInfo | None:
-        """What changed since the previous poll, or None (without a scan when nothing did)."""
+        """What changed since the previous poll, or None (one catalog query when nothing did)."""
         cur, lake = self._cur, self._lake
-        snapshot = self.snapshot()
-        if snapshot == self._seen_snapshot:
+        if current_snapshot(cur, lake) <= self._feed.snapshot:
             return None
-        self._seen_snapshot = snapshot  # the reads below see this snapshot or a newer one
+        old_last = self.last_log_id
         cur.execute("BEGIN TRANSACTION")
         try:
-            marks = self._read_marks()
-            old = self._marks
-            if marks == old:
+            new = self._feed.sources(cur)
+            if new is None:
                 return None
             rows = cur.execute(
                 f"""SELECT DISTINCT id FROM (
-                      SELECT id FROM {lake}.job_facts WHERE rowid > $jf
-                      UNION ALL SELECT job_id FROM {lake}.step_facts WHERE rowid > $sf
-                      UNION ALL SELECT job_id FROM {lake}.log_links WHERE rowid > $ll)
-                    WHERE id IS NOT NULL""",  # noqa: S608
-                {"jf": old["job_facts"], "sf": old["step_facts"], "ll": old["log_links"]},
+                      SELECT id FROM {new["job_facts"]}
+                      UNION ALL SELECT job_id FROM {new["step_facts"]}
+                      UNION ALL SELECT job_id FROM {new["log_links"]})
+                    WHERE id IS NOT NULL"""  # noqa: S608 - constants and integers only
             ).fetchall()
         finally:
             cur.execute("ROLLBACK")
-        self._marks = marks
+        self._feed.advance()
         info = CommitInfo(job_ids={r[0] for r in rows})
-        if marks["log_records"] > old["log_records"]:
-            info.first_log_id = max(old["log_records"] + 1, 1)
-            info.last_log_id = marks["log_records"]
+        if self.last_log_id > old_last:
+            info.first_log_id, info.last_log_id = old_last + 1, self.last_log_id
             info.logs = info.last_log_id - info.first_log_id + 1
         return info
 

@@ -52,6 +52,21 @@ _LATEST = (
 _CURRENT_ATTEMPT = ("status", "ended_at", "error", "error_type", "stack_trace")
 
 
+#: Attribute maps are merged in rank order. Most groups have at most one non-empty map, so
+#: they are gathered unordered (an ordered aggregate would sort every group) and only the
+#: rare groups with several are sorted and merged.
+_ATTRS_LIST = (
+    "list({'k': k, 'v': attributes}) FILTER (WHERE attributes IS NOT NULL "
+    "AND attributes::VARCHAR <> '{}') AS attrs_"
+)
+_ATTRS_MERGED = (
+    "CASE WHEN attrs_ IS NULL OR len(attrs_) = 0 THEN '{}'::JSON "
+    "WHEN len(attrs_) = 1 THEN attrs_[1].v "
+    "ELSE list_reduce(list_transform(list_sort(attrs_), lambda e: e.v), "
+    "lambda x, y: json_merge_patch(x, y)) END AS attributes"
+)
+
+
 def _latest(column: str) -> str:
     return f"arg_max({column}, k) FILTER (WHERE {column} IS NOT NULL) AS {column}"
 
@@ -83,10 +98,11 @@ SELECT id, trace_id, span_id, parent_job_id, parent_span_id, type, name, operati
          THEN 100.0 ELSE progress END AS progress,
     current_step, total_steps, attempt, started_at, ended_at_ AS ended_at,
     CASE WHEN span_attempt_ = top_ AND started_at IS NOT NULL AND ended_at IS NOT NULL
-         THEN date_diff('microsecond', started_at, ended_at) / 1000.0
+         -- seconds, then milliseconds: the embedded writer's float arithmetic, to the bit
+         THEN date_diff('microsecond', started_at, ended_at) / 1000000.0 * 1000
          ELSE duration_ms END AS duration_ms,
     error_ AS error, error_type_ AS error_type, stack_trace_ AS stack_trace,
-    result, cancel_reason, attributes, last_seen,
+    result, cancel_reason, {_ATTRS_MERGED}, last_seen,
     coalesce(span_attempt_ = top_, false) AS span_received,
     to_json(coalesce(attempts_, []))::JSON AS attempts,
     0::BIGINT AS logs_dropped
@@ -100,8 +116,7 @@ FROM (
         max(attempt) AS attempt,
         min(started_at) AS started_at,
         max(seen_at) AS last_seen,
-        list_reduce(list(attributes ORDER BY k) FILTER (WHERE attributes IS NOT NULL),
-                    lambda x, y: json_merge_patch(x, y), '{{}}'::JSON) AS attributes
+        {_ATTRS_LIST}
     FROM {facts} GROUP BY id
 ) g LEFT JOIN (  -- one entry per attempt: its latest span
     SELECT id, list(entry ORDER BY a) AS attempts_ FROM (
@@ -116,14 +131,17 @@ def _steps_sql(lake: str) -> str:
     tail = ", ".join(_latest(c) for c in ("ended_at", "duration_ms", "error"))
     return f"""
 CREATE OR REPLACE VIEW steps AS
-SELECT trace_id, span_id, {head},
+SELECT trace_id, span_id, parent_span_id, job_id, seq, name, status, started_at, ended_at,
+    duration_ms, error, {_ATTRS_MERGED}, span_received
+FROM (
+    SELECT trace_id, span_id, {head},
         coalesce(arg_max(status, k) FILTER (WHERE status IS NOT NULL), 'running') AS status,
         min(started_at) AS started_at, {tail},
-        list_reduce(list(attributes ORDER BY k) FILTER (WHERE attributes IS NOT NULL),
-                    lambda x, y: json_merge_patch(x, y), '{{}}'::JSON) AS attributes,
+        {_ATTRS_LIST},
         bool_or(tier = 1) AS span_received
-FROM (SELECT *, {_rank("tier")} AS k FROM {lake}.step_facts) f
-GROUP BY trace_id, span_id"""
+    FROM (SELECT *, {_rank("tier")} AS k FROM {lake}.step_facts) f
+    GROUP BY trace_id, span_id
+)"""
 
 
 _LOG_COLUMNS = (

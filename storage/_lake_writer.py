@@ -11,6 +11,9 @@ commit, Export acknowledged after commit, retry digests) with three differences:
   what a lake wants (DuckLake's data inlining keeps the smallest ones in the catalog);
 * a request digest is also looked up in the lake, so a client's retry that reaches another
   collector within :data:`_CROSS_DEDUPE_WINDOW` is not stored twice.
+
+When the catalog (or object storage) cannot be reached, a commit fails as a whole and the
+Export is answered "retry later" (:class:`WriterOverloaded`), so clients keep their data.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from jobtrail.storage._lake_linker import LakeLinker
 from jobtrail.storage.lake import LakeDatabase
 from jobtrail.storage.linker import Linker
 from jobtrail.storage.model import Batch
-from jobtrail.storage.writer import BatchWriter, CommitInfo, _concat
+from jobtrail.storage.writer import BatchWriter, CommitInfo, WriterOverloaded, _concat
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,11 @@ class LakeWriter(BatchWriter):
         for attempt in range(_CONFLICT_RETRIES):
             try:
                 return self._store_once(batches)
+            except duckdb.IOException as exc:
+                # The catalog or the data path is unreachable: nothing was committed, and the
+                # client is told to retry (UNAVAILABLE / 503), as when the queue is full.
+                first = (str(exc).strip().splitlines() or ["I/O error"])[0]
+                raise WriterOverloaded(f"lake unavailable: {first}") from exc
             except duckdb.Error as exc:
                 if not is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
                     raise

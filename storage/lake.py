@@ -123,7 +123,7 @@ class LakeDatabase(Database):
     def __init__(self, lake: LakeConfig, *, threads: int | None = None) -> None:
         self.lake = lake
         self.path = lake.display
-        config: dict[str, str | bool | int] = {
+        config: dict[str, str | bool | int | float | list[str]] = {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "allow_community_extensions": False,

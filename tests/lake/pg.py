@@ -69,17 +69,26 @@ class PostgresCluster:
             raise RuntimeError(f"{tool} failed: {done.stdout}\n{done.stderr}")
 
     def start(self) -> None:
+        """Create the cluster and start its server."""
         data = self.dir / "data"
         self._run("initdb", "-D", str(data), "-A", "trust", "-U", self.user, "--no-sync")
+        self.start_server()
+
+    def start_server(self) -> None:
         options = (
             f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         self._run(
-            "pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w", "start"
-        )
+            "pg_ctl", "-D", str(self.dir / "data"), "-o", options, "-l", str(self.dir / "log"),
+            "-w", "start",
+        )  # fmt: skip
+
+    def stop_server(self) -> None:
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
+        """Stop the server and delete the cluster."""
         try:
             self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "stop")
         finally:

@@ -111,7 +111,16 @@ def test_jobs_split_between_collectors_are_complete_on_both(
     plain = run_split("plain_sdk_jobs", traces_to=a, logs_to=b)  # linked through spans only
     agent = run_split("agent_jobs", traces_to=b, logs_to=a)  # lifecycle records at a
     for server in (a, b):
+        server.wait_for(
+            "/api/logs", lambda body: all(e["job_id"] for e in body["logs"]), limit=10000
+        )
         for ids in (plain, agent):
+            # Records linked through spans on another collector are linked by the next
+            # sweep (about a second): wait for the job's 203 lines before checking them.
+            server.wait_for(
+                f"/api/jobs/{ids['nightly import']}/logs", lambda body: len(body["logs"]) >= 203,
+                limit=10000,
+            )  # fmt: skip
             check_import_job(server, ids["nightly import"], ids["rebuild index"])
             check_broken_export(server, ids["broken export"])
         check_chatty(server, agent["chatty"])
