@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     from jobtrail._prune_cli import add_prune_parser
 
     add_prune_parser(sub)
+    from jobtrail._export_cli import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 
