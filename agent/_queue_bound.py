@@ -37,7 +37,17 @@ _EVENT_OVERHEAD = 400
 _ATTRIBUTE_OVERHEAD = 128
 
 
+#: Values that hold no bytes beyond the fixed overhead; checked by exact type first because
+#: ``isinstance`` against the collection ABCs is slow and this runs for every record.
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def _value_size(value: Any) -> int:
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value)
+    if kind in _SCALARS:
+        return 0
     if isinstance(value, str | bytes):
         return len(value)
     if isinstance(value, Sequence):
@@ -50,7 +60,16 @@ def _value_size(value: Any) -> int:
 def _attributes_size(attributes: Mapping[str, Any] | None) -> int:
     if not attributes:
         return 0
-    return sum(_ATTRIBUTE_OVERHEAD + len(k) + _value_size(v) for k, v in attributes.items())
+    size = _ATTRIBUTE_OVERHEAD * len(attributes)
+    for key, value in attributes.items():
+        kind = type(value)
+        if kind is str:
+            size += len(key) + len(value)
+        elif kind in _SCALARS:
+            size += len(key)
+        else:
+            size += len(key) + _value_size(value)
+    return size
 
 
 def estimate_span(span: Any) -> int:
