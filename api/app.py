@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
+import duckdb
 from aiohttp import web
 
 from jobtrail.api._keys import (
@@ -43,6 +44,8 @@ _ERROR_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (NotFound, 404, "not_found"),
     (QueryTimeout, 503, "query_timeout"),
     (DatabaseError, 503, "database_unavailable"),
+    # Storage that cannot be read right now (a lake's catalog or object store is down).
+    (duckdb.IOException, 503, "storage_unavailable"),
 )
 _HTTP_CODES = {
     400: "bad_request",
