@@ -60,8 +60,12 @@ def _value_size(value: Any) -> int:
 def _attributes_size(attributes: Mapping[str, Any] | None) -> int:
     if not attributes:
         return 0
-    size = _ATTRIBUTE_OVERHEAD * len(attributes)
-    for key, value in attributes.items():
+    # The SDK's BoundedAttributes takes a lock per item read through its Mapping interface;
+    # its plain dict (when it has one) is read directly: this runs for every record.
+    plain = getattr(attributes, "_dict", None)
+    items = plain if isinstance(plain, dict) else attributes
+    size = _ATTRIBUTE_OVERHEAD * len(items)
+    for key, value in items.items():
         kind = type(value)
         if kind is str:
             size += len(key) + len(value)
