@@ -1,8 +1,9 @@
-"""``python -m bench [ingest|query|agent|overload|lake ...] [--quick] [...]``: run, print, save.
+"""``python -m bench [NAME ...] [--quick] [...]``: run benchmarks, print the table, save JSON.
 
-Without a name every benchmark but ``lake`` runs, in the order ingest, query, agent,
-overload (the overload benchmark reuses the ingest run's sustainable rate); ``lake`` (which
-starts a throwaway PostgreSQL) runs when named. Each one's result goes to
+Without a name ingest, query, agent and overload run, in that order (the overload benchmark
+reuses the ingest run's sustainable rate); ``ingest-full`` (ingest into the query
+benchmark's bulk database against an empty file) and ``lake`` (which starts a throwaway
+PostgreSQL) run when named. Each one's result goes to
 ``bench/results/<name>.json``; the table is printed at the end, and ``--markdown FILE``
 writes it for docs/benchmarks.md.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from bench import _util as u
 
-NAMES = ("ingest", "query", "agent", "overload", "lake")
+NAMES = ("ingest", "query", "agent", "overload", "ingest-full", "lake")
 #: Run when no name is given (``lake`` needs PostgreSQL's binaries: ask for it by name).
 DEFAULT_NAMES = ("ingest", "query", "agent", "overload")
 
@@ -96,6 +97,19 @@ def main(argv: list[str] | None = None) -> int:
         u.write_result("overload", res)
         results["overload"] = res
         table_rows += overload.rows(res)
+
+    if "ingest-full" in names:
+        from bench import ingest_full
+
+        t, p0 = time.monotonic(), u.cpu_pressure_total_us()
+        res = ingest_full.run(
+            quick=args.quick, jobs=1_000_000 if args.full else args.jobs, repeats=args.repeats
+        )
+        res["machine"], res["seconds"] = info, time.monotonic() - t
+        res["cpu_pressure_pct"] = _pressure(p0, t)
+        u.write_result(f"ingest-full-{res['jobs']}-jobs", res)
+        results["ingest-full"] = res
+        table_rows += ingest_full.rows(res)
 
     if "lake" in names:
         from bench import lake

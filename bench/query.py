@@ -155,7 +155,9 @@ def run(
     db = workdir / "bulk.duckdb"
     shutil.copyfile(source, db)
     samples = _samples(db, max(repeats, 20))
-    server = u.Server(workdir, db).start()
+    # Retention off: the bulk data is up to 30 days old and must stay as generated.
+    server = u.Server(workdir, db, {"exporters": {"duckdb": {"retention": {"max_age": "3650d"}}}})
+    server.start()
     results: list[dict[str, Any]] = []
     try:
         idle_after = server.wait_idle()
