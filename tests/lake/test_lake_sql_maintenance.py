@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from lakehelp import settle, store
 from otlp_build import log, logs_request, new_span_id, new_trace_id, span, traces_request
-from storage.test_sql import ESCAPES
+from sql_escapes import ESCAPES
 
 from jobtrail.storage import Database, queries
 from jobtrail.storage._lake_maintenance import LakeRetention, maintain
