@@ -98,8 +98,20 @@ def estimate_log_record(record: Any) -> int:
         return _LOG_OVERHEAD
 
 
+#: One record in this many has its size estimated; the rest count at the running average.
+_SAMPLE_EVERY = 8
+#: Weight of each new sample in the running average.
+_SAMPLE_WEIGHT = 0.125
+
+
 class QueueBound:
     """Byte accounting and eviction for one SDK ``BatchProcessor`` queue.
+
+    The bytes held are the exact number of records queued or in flight times a running
+    average of their size, estimated from one record in :data:`_SAMPLE_EVERY`: estimating
+    every record cost about a third of the agent's own time per log line, and counting
+    records keeps the accounting exact (it returns to zero when everything is exported)
+    however the average moves.
 
     Args:
         max_bytes: Bytes the queue (and the batch being exported) may hold.
@@ -123,14 +135,27 @@ class QueueBound:
         self._drop_counter = drop_counter
         self._signal = signal
         self._lock = threading.Lock()
-        self._bytes = 0
+        self._records = 0  # queued or being exported
+        self._average = 0.0  # bytes per record (0 until the first sample)
+        self._admitted = 0
         self._pid = os.getpid()
         self._warned = False
 
     @property
     def queued_bytes(self) -> int:
         """Estimated bytes queued and in flight."""
-        return self._bytes
+        return int(self._records * self._average)
+
+    def _sample(self, item: Any) -> float:
+        self._admitted += 1
+        if self._average == 0.0 or self._admitted % _SAMPLE_EVERY == 0:
+            size = float(self._estimate(item))
+            self._average = (
+                size
+                if self._average == 0.0
+                else self._average + _SAMPLE_WEIGHT * (size - self._average)
+            )
+        return self._average
 
     def admit(self, item: Any, batch_processor: Any, enqueue: Callable[[], None]) -> None:
         """Make room for ``item`` (oldest first), then ``enqueue()`` it, or drop it.
@@ -145,40 +170,35 @@ class QueueBound:
         if queue is None or capacity is None or batch is None:
             enqueue()
             return
-        size = self._estimate(item)
         dropped = 0
         with self._lock:
             if self._pid != os.getpid():  # a forked child: the SDK empties its queue
-                self._pid, self._bytes = os.getpid(), 0
-            while (len(queue) >= capacity or self._bytes + size > self.max_bytes) and len(
-                queue
-            ) > batch:
+                self._pid, self._records = os.getpid(), 0
+            average = self._sample(item)
+            limit = self.max_bytes / average if average else float("inf")
+            while (len(queue) >= capacity or self._records + 1 > limit) and len(queue) > batch:
                 try:
-                    old = queue.pop()  # the oldest (the SDK appends on the left)
+                    queue.pop()  # the oldest (the SDK appends on the left)
                 except IndexError:
                     break
-                self._bytes -= self._estimate(old)
+                self._records -= 1
                 dropped += 1
-            if self._bytes + size > self.max_bytes and (queue or self._bytes):
+            if self._records + 1 > limit and (queue or self._records):
                 dropped += 1  # no room even after evicting what can be: drop this one
             else:
-                if len(queue) >= capacity:  # a tiny queue: the SDK evicts its oldest
-                    try:
-                        self._bytes -= self._estimate(queue[-1])
-                        dropped += 1
-                    except IndexError:
-                        pass
-                self._bytes += size
+                if len(queue) >= capacity and queue:  # a tiny queue: the SDK evicts its oldest
+                    self._records -= 1
+                    dropped += 1
+                self._records += 1
                 enqueue()
-            self._bytes = max(self._bytes, 0)
+            self._records = max(self._records, 0)
         if dropped:
             self._dropped(dropped)
 
     def release(self, batch: Sequence[Any]) -> None:
         """Forget an exported batch (called once its export returned)."""
-        size = sum(self._estimate(item) for item in batch)
         with self._lock:
-            self._bytes = max(self._bytes - size, 0)
+            self._records = max(self._records - len(batch), 0)
 
     def _dropped(self, n: int) -> None:
         self._counters.add(self._drop_counter, n)
