@@ -10,8 +10,9 @@ key (or one job) at a time through the ``jobs`` primary key and the ``steps.job_
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import duckdb
 import orjson
@@ -195,3 +196,39 @@ def upsert_log_ranges(
             con.execute("INSERT INTO job_log_ranges SELECT job_id, lo, hi FROM _log_ranges")
         finally:
             con.unregister("_log_ranges")
+
+
+K = TypeVar("K", str, tuple[str, str])
+
+
+class RowCache(Generic[K]):
+    """The last rows written for a bounded number of keys, least recently used out first.
+
+    Rows are the merged dicts exactly as upserted; the writer is the only code writing
+    these tables, and clears the cache after anything else did (or a rollback).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._rows: OrderedDict[K, dict[str, Any]] = OrderedDict()
+
+    def take(self, keys: list[K]) -> tuple[dict[K, dict[str, Any]], list[K]]:
+        """Cached rows for ``keys`` (removed until :meth:`put`) and the keys not cached."""
+        found: dict[K, dict[str, Any]] = {}
+        missing: list[K] = []
+        for key in keys:
+            row = self._rows.pop(key, None)
+            if row is None:
+                missing.append(key)
+            else:
+                found[key] = row
+        return found, missing
+
+    def put(self, rows: dict[K, dict[str, Any]]) -> None:
+        """Remember rows just written (newest last)."""
+        self._rows.update(rows)
+        while len(self._rows) > self._size:
+            self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        self._rows.clear()

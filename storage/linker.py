@@ -15,14 +15,15 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobtrail.storage._row_access import RowAccess, upsert_log_ranges
+from jobtrail.storage._row_access import RowAccess, RowCache, upsert_log_ranges
+from jobtrail.storage._trace_tree import Owner, TraceTree
 from jobtrail.storage.derive import (
     JOB_COLUMNS,
     STEP_COLUMNS,
@@ -41,11 +42,9 @@ _MAX_OWNERS = 100_000  # ~50 MiB; a miss falls back to the database
 _MAX_JOB_ROWS = 5_000
 _MAX_STEP_ROWS = 20_000
 _MAX_PENDING_TRACES = 20_000
-_MAX_DEPTH = 64
 _UTC_Z = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 _NO_LOGS = 1 << 62
 
-Owner = tuple[str, str | None, str | None]  # job_id, step name, step span id
 
 _TS = pa.timestamp("us")
 JOB_SCHEMA = pa.schema(
@@ -81,8 +80,8 @@ class Linker:
         self._pending: OrderedDict[str, int] = OrderedDict()
         self._next_log_id = self._max_log_id() + 1
         self._access = RowAccess(con)
-        self._job_rows: _RowCache[str] = _RowCache(_MAX_JOB_ROWS)
-        self._step_rows: _RowCache[tuple[str, str]] = _RowCache(_MAX_STEP_ROWS)
+        self._job_rows: RowCache[str] = RowCache(_MAX_JOB_ROWS)
+        self._step_rows: RowCache[tuple[str, str]] = RowCache(_MAX_STEP_ROWS)
 
     # --- state kept across transactions -----------------------------------------------
 
@@ -279,7 +278,7 @@ class Linker:
         if not candidates:
             return set()
         min_log_id = min(self._pending[t] for t in candidates)
-        tree = _TraceTree(self._con, candidates, min_log_id)
+        tree = TraceTree(self._con, candidates, min_log_id)
         changed = tree.link(self._con)
         if tree.rows_changed:
             self.forget_rows()
@@ -290,155 +289,6 @@ class Linker:
         for (trace_id, span_id), owner in tree.resolved.items():
             self._remember(trace_id, span_id, owner)
         return changed
-
-
-class _TraceTree:
-    """The span trees of a few traces, loaded to link what is still unlinked in them."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, traces: list[str], min_log_id: int) -> None:
-        q = "trace_id IN (SELECT unnest(?))"
-        self.min_log_id = min_log_id
-        self.parent: dict[tuple[str, str], str | None] = {}
-        for t, s, p in con.execute(
-            f"SELECT trace_id, span_id, parent_span_id FROM spans WHERE {q}",
-            [traces],  # noqa: S608
-        ).fetchall():
-            self.parent[(t, s)] = p
-        self.job_at: dict[tuple[str, str], str] = {}
-        self.orphan_jobs: list[tuple[str, str, str]] = []  # id, trace, parent span
-        for jid, t, s, p, pj in con.execute(
-            f"SELECT id, trace_id, span_id, parent_span_id, parent_job_id FROM jobs WHERE {q}",  # noqa: S608
-            [traces],
-        ).fetchall():
-            if s:
-                self.job_at[(t, s)] = jid
-                self.parent.setdefault((t, s), p)
-            if pj is None and p:
-                self.orphan_jobs.append((jid, t, p))
-        self.step_at: dict[tuple[str, str], tuple[str | None, str]] = {}
-        self.orphan_steps: list[tuple[str, str, str | None]] = []
-        for t, s, p, jid, name in con.execute(
-            f"SELECT trace_id, span_id, parent_span_id, job_id, name FROM steps WHERE {q}",  # noqa: S608
-            [traces],
-        ).fetchall():
-            self.step_at[(t, s)] = (jid, name)
-            self.parent.setdefault((t, s), p)
-            if jid is None:
-                self.orphan_steps.append((t, s, p))
-        self.orphan_logs = con.execute(
-            f"SELECT DISTINCT trace_id, span_id FROM logs WHERE {q} "  # noqa: S608
-            "AND job_id IS NULL AND span_id IS NOT NULL AND id >= ?",
-            [traces, min_log_id],
-        ).fetchall()
-        self.resolved: dict[tuple[str, str], Owner] = {}
-        self.still_pending: set[str] = set()
-        self.rows_changed = False  # jobs or steps rows were updated
-
-    def owner_of(self, trace_id: str, span_id: str | None) -> Owner | None:
-        """The job (and step) a span belongs to: its nearest job ancestor-or-self."""
-        step: tuple[str | None, str] | None = None
-        step_span: str | None = None
-        for _ in range(_MAX_DEPTH):
-            if span_id is None:
-                return None
-            key = (trace_id, span_id)
-            if key in self.job_at:
-                return (self.job_at[key], step[1] if step else None, step_span)
-            if step is None and key in self.step_at:
-                step, step_span = self.step_at[key], span_id
-                if step[0] is not None:
-                    return (step[0], step[1], step_span)
-            span_id = self.parent.get(key)
-        return None
-
-    def link(self, con: duckdb.DuckDBPyConnection) -> set[str]:
-        changed: set[str] = set()
-        for jid, t, p in self.orphan_jobs:
-            owner = self.owner_of(t, p)
-            if owner is None:
-                self.still_pending.add(t)
-                continue
-            con.execute("UPDATE jobs SET parent_job_id = ? WHERE id = ?", [owner[0], jid])
-            self.rows_changed = True
-            changed |= {jid, owner[0]}
-        step_links = []
-        for t, s, p in self.orphan_steps:
-            owner = self.owner_of(t, p)
-            if owner is None:
-                self.still_pending.add(t)
-                continue
-            step_links.append((t, s, owner[0]))
-            self.step_at[(t, s)] = (owner[0], self.step_at[(t, s)][1])
-            changed.add(owner[0])
-        for t, s, jid in step_links:
-            con.execute(
-                "UPDATE steps SET job_id = ? WHERE trace_id = ? AND span_id = ?", [jid, t, s]
-            )
-            self.rows_changed = True
-        log_links: dict[str, list[Any]] = {k: [] for k in ("t", "s", "j", "n", "ss")}
-        for t, s in self.orphan_logs:
-            owner = self.owner_of(t, s)
-            if owner is None:
-                self.still_pending.add(t)
-                continue
-            self.resolved[(t, s)] = owner
-            for k, v in zip(("t", "s", "j", "n", "ss"), (t, s, *owner), strict=True):
-                log_links[k].append(v)
-            changed.add(owner[0])
-        if log_links["t"]:
-            con.register("_log_links", pa.table(log_links))
-            con.execute(
-                """UPDATE logs SET job_id = l.j, step = l.n, step_span_id = l.ss
-                   FROM _log_links l
-                   WHERE logs.trace_id = l.t AND logs.span_id = l.s AND logs.job_id IS NULL
-                     AND logs.id >= ?""",
-                [self.min_log_id],
-            )
-            ranges = con.execute(
-                """SELECT l.j AS job_id, min(logs.id) AS lo, max(logs.id) AS hi
-                   FROM logs JOIN _log_links l ON logs.trace_id = l.t AND logs.span_id = l.s
-                   WHERE logs.id >= ? GROUP BY l.j""",
-                [self.min_log_id],
-            ).to_arrow_table()
-            con.unregister("_log_links")
-            upsert_log_ranges(con, ranges)
-        return changed
-
-
-K = TypeVar("K", str, tuple[str, str])
-
-
-class _RowCache(Generic[K]):
-    """The last rows written for a bounded number of keys, least recently used out first.
-
-    Rows are the merged dicts exactly as upserted; the writer is the only code writing
-    these tables, and clears the cache after anything else did (or a rollback).
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._rows: OrderedDict[K, dict[str, Any]] = OrderedDict()
-
-    def take(self, keys: list[K]) -> tuple[dict[K, dict[str, Any]], list[K]]:
-        """Cached rows for ``keys`` (removed until :meth:`put`) and the keys not cached."""
-        found: dict[K, dict[str, Any]] = {}
-        missing: list[K] = []
-        for key in keys:
-            row = self._rows.pop(key, None)
-            if row is None:
-                missing.append(key)
-            else:
-                found[key] = row
-        return found, missing
-
-    def put(self, rows: dict[K, dict[str, Any]]) -> None:
-        """Remember rows just written (newest last)."""
-        self._rows.update(rows)
-        while len(self._rows) > self._size:
-            self._rows.popitem(last=False)
-
-    def clear(self) -> None:
-        self._rows.clear()
 
 
 def _load_attempts(text: str | None) -> list[dict[str, Any]]:
