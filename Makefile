@@ -27,6 +27,7 @@ lint: setup
 	$(BIN)/mypy jobtrail/ agent/ collector/ storage/ api/
 
 bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:

@@ -50,6 +50,13 @@ def severity_text(level: str) -> str:
     return SUCCESS_SEVERITY_TEXT if level == "success" else level.upper()
 
 
+#: ``(severity_number, severity_text)`` per jobtrail level, built once: this runs per record.
+_SEVERITY = {
+    level: (SeverityNumber(number), severity_text(level))
+    for level, number in SEVERITY_BY_LEVEL.items()
+}
+
+
 class Emitter:
     """Build and emit OTel log records on one LoggerProvider.
 
@@ -80,26 +87,30 @@ class Emitter:
         Args:
             level: A jobtrail level (``debug`` ... ``fatal``).
             body: The message.
-            attributes: Already-encoded attributes.
+            attributes: Already-encoded attributes; the SDK copies them, so the caller's
+                dict is neither copied here nor changed.
             span: The job/step span to link to; wins over ``context``.
-            context: An OTel context to take the span from (default: the current one).
+            context: An OTel context to take the span from (default: the current one);
+                a job or step passes the one it keeps, cheaper than a ``span`` per record.
             event_name: Lifecycle event name; also written to ``event.name``.
             timestamp: Nanoseconds since the epoch (default: now).
             scope: Instrumentation scope name (stdlib logger name) instead of the agent's.
         """
         if span is not None:
             context = trace.set_span_in_context(span)
-        attrs: dict[str, AttributeValue] = dict(attributes)
+        number, text = _SEVERITY[level]
         kwargs: dict[str, Any] = {
             "timestamp": timestamp if timestamp is not None else time_ns(),
             "context": context,
-            "severity_number": SeverityNumber(SEVERITY_BY_LEVEL[level]),
-            "severity_text": severity_text(level),
+            "severity_number": number,
+            "severity_text": text,
             "body": body,
-            "attributes": attrs,
+            "attributes": attributes,
         }
         if event_name is not None:
+            attrs = dict(attributes)
             attrs[EVENT_NAME] = event_name
+            kwargs["attributes"] = attrs
             if _HAS_EVENT_NAME:
                 kwargs["event_name"] = event_name
         logger = self._logger if scope is None else self._provider.get_logger(scope)

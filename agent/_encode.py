@@ -73,6 +73,8 @@ def encode_value(value: Any, max_len: int) -> AttributeValue:
         >>> encode_value([1, 2], 1024)
         '[1, 2]'
     """
+    if type(value) is str:  # the common case first: this runs for every value logged
+        return value if len(value) <= max_len else truncate_middle(value, max_len)
     if isinstance(value, bool | float):
         return value
     if isinstance(value, int):

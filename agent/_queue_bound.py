@@ -98,6 +98,19 @@ def estimate_log_record(record: Any) -> int:
         return _LOG_OVERHEAD
 
 
+#: Bumped in a forked child (the SDK empties its queues there); read per record instead of
+#: a ``getpid()`` system call.
+_forks = 0
+
+
+def _after_fork_in_child() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 #: One record in this many has its size estimated; the rest count at the running average.
 _SAMPLE_EVERY = 8
 #: Weight of each new sample in the running average.
@@ -138,7 +151,7 @@ class QueueBound:
         self._records = 0  # queued or being exported
         self._average = 0.0  # bytes per record (0 until the first sample)
         self._admitted = 0
-        self._pid = os.getpid()
+        self._forks = _forks
         self._warned = False
 
     @property
@@ -172,8 +185,8 @@ class QueueBound:
             return
         dropped = 0
         with self._lock:
-            if self._pid != os.getpid():  # a forked child: the SDK empties its queue
-                self._pid, self._records = os.getpid(), 0
+            if self._forks != _forks:  # a forked child: the SDK empties its queue
+                self._forks, self._records = _forks, 0
             average = self._sample(item)
             limit = self.max_bytes / average if average else float("inf")
             while (len(queue) >= capacity or self._records + 1 > limit) and len(queue) > batch:

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 from jobtrail.semconv import EXCEPTION_STACKTRACE
 
@@ -31,6 +32,8 @@ class Scope:
 
     _rt: Runtime
     _span: trace.Span | None
+    #: The span and an OTel context holding it, made once per span rather than per record.
+    _span_context: tuple[trace.Span, Context] | None = None
 
     def _log_attributes(self) -> dict[str, AttributeValue]:
         raise NotImplementedError
@@ -143,4 +146,16 @@ class Scope:
         elif level in _STACK_LEVELS:
             attrs[EXCEPTION_STACKTRACE] = caller_stack()
         attrs.update(self._log_attributes())
-        self._rt.emitter.emit(level=level, body=str(message), attributes=attrs, span=self._span)
+        self._rt.emitter.emit(
+            level=level, body=str(message), attributes=attrs, context=self._record_context()
+        )
+
+    def _record_context(self) -> Context | None:
+        """The context linking records to this scope's span (``None`` before it starts)."""
+        span = self._span
+        if span is None:
+            return None
+        cached = self._span_context
+        if cached is None or cached[0] is not span:
+            cached = self._span_context = (span, trace.set_span_in_context(span))
+        return cached[1]

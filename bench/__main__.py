@@ -1,9 +1,9 @@
 """``python -m bench [NAME ...] [--quick] [...]``: run benchmarks, print the table, save JSON.
 
-Without a name ingest, query, agent and overload run, in that order (the overload benchmark
-reuses the ingest run's sustainable rate); ``ingest-full`` (ingest into the query
-benchmark's bulk database against an empty file) and ``lake`` (which starts a throwaway
-PostgreSQL) run when named. Each one's result goes to
+Without a name ingest, query, agent, overload and peer run, in that order (the overload
+benchmark reuses the ingest run's sustainable rate; peer is skipped without Prefect 3);
+``ingest-full`` (ingest into the query benchmark's bulk database against an empty file) and
+``lake`` (which starts a throwaway PostgreSQL) run when named. Each one's result goes to
 ``bench/results/<name>.json``; the table is printed at the end, and ``--markdown FILE``
 writes it for docs/benchmarks.md.
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 from bench import _util as u
 
-NAMES = ("ingest", "query", "agent", "overload", "ingest-full", "lake")
+NAMES = ("ingest", "query", "agent", "overload", "peer", "ingest-full", "lake")
 #: Run when no name is given (``lake`` needs PostgreSQL's binaries: ask for it by name).
-DEFAULT_NAMES = ("ingest", "query", "agent", "overload")
+DEFAULT_NAMES = ("ingest", "query", "agent", "overload", "peer")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("names", nargs="*", metavar="NAME",
                     help=f"benchmarks to run (default: all of {', '.join(NAMES)})")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="small sizes and short runs (~4 min)")
-    ap.add_argument("--repeats", type=int, help="repeats for ingest and agent")
+    ap.add_argument("--repeats", type=int, help="repeats for ingest, agent and peer")
     ap.add_argument("--jobs", type=int, help="query: jobs in the bulk database (default 100000)")
     ap.add_argument("--full", action="store_true",
                     help="query: the issue's full size (1M jobs, 10M steps, 50M logs)")  # fmt: skip
@@ -97,6 +97,18 @@ def main(argv: list[str] | None = None) -> int:
         u.write_result("overload", res)
         results["overload"] = res
         table_rows += overload.rows(res)
+
+    if "peer" in names:
+        from bench import peer
+
+        t, p0 = time.monotonic(), u.cpu_pressure_total_us()
+        res = peer.run(quick=args.quick, repeats=args.repeats)
+        if "skipped" not in res:  # keep the last real result
+            res["machine"], res["seconds"] = info, time.monotonic() - t
+            res["cpu_pressure_pct"] = _pressure(p0, t)
+            u.write_result("peer", res)
+            results["peer"] = res
+        table_rows += peer.rows(res)
 
     if "ingest-full" in names:
         from bench import ingest_full

@@ -36,7 +36,11 @@ from bench import _util as u
 from bench.workload import Unit, build_span_unit, build_unit, fresh_marker
 from jobtrail.collector import decode_logs, decode_traces
 
-PY_SPY = Path("/work/venv-bench/bin/py-spy")
+#: py-spy from the ``bench`` extra (next to this interpreter), else from PATH; without it the
+#: profile is skipped.
+PY_SPY = Path(sys.executable).with_name("py-spy")
+if not PY_SPY.exists():
+    PY_SPY = Path(shutil.which("py-spy") or "/nonexistent/py-spy")
 
 
 def decode_limit(unit: Unit, seconds: float = 2.0) -> dict[str, float]:
