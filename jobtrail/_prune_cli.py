@@ -1,10 +1,18 @@
-"""``jobtrail prune``: apply the retention policy to a database file no server has open.
+"""``jobtrail prune``: apply the retention policy to a database file no server has open,
+or run one upkeep pass on a DuckLake now.
 
 A running server applies the same policy itself, at start and every ``interval``; this
 command is for a file on its own (a copy, an archive, a server stopped for maintenance).
 ``--dry-run`` opens the file read-only and prints what a pass would remove.
 
+When the configuration names a lake (``exporters.duckdb.lake``) and no ``--db`` is given,
+it prunes the lake instead: a lake is made for several processes, so this works while its
+collectors run. One pass deletes by age, applies the log cap, then compacts and expires old
+snapshots (:mod:`jobtrail.storage._lake_maintenance`); ``--dry-run`` counts the deletes and
+changes no data (opening the lake brings its layout up to date, as a collector's start does).
+
     $ jobtrail prune --db jobtrail.duckdb --dry-run
+    $ jobtrail prune --config lake.yaml
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ _COLUMNS = ("jobs", "steps", "logs", "spans", "metrics")
 
 def add_prune_parser(sub: Any) -> None:
     """Register ``prune`` on the ``jobtrail`` command's subparsers."""
-    p = sub.add_parser("prune", help="apply retention to a database file no server has open")
+    p = sub.add_parser(
+        "prune", help="apply retention to a database file no server has open, or to a lake"
+    )
     p.add_argument("--db", help="DuckDB file (default: the config's, else ./jobtrail.duckdb)")
     p.add_argument("--config", help=f"config file (default: ./{_DEFAULT_CONFIG} if present)")
     p.add_argument(
@@ -146,8 +156,60 @@ def _prune(path: Path, policy: Any) -> int:
     return 0
 
 
+def render_lake(report: Any, retention: Any) -> str:
+    """A lake pass's report: jobs and rows by table deleted, the cap's work, the upkeep."""
+    verb = "would remove" if report.dry_run else "removed"
+    cap = retention.max_logs_per_job
+    logs_age = retention.system_logs_max_age_s or retention.max_age_s
+    deleted = dict(report.deleted)
+    jobs = deleted.pop("jobs", 0)
+    tables = ", ".join(f"{t} {n}" for t, n in sorted(deleted.items())) or "none"
+    lines = [
+        f"policy: finished jobs after {fmt_duration(retention.max_age_s)}, logs of no job after "
+        f"{fmt_duration(logs_age)}, "
+        + (f"at most {cap} logs per job" if cap else "no log cap")
+        + " (a lake has no size cap)",
+        f"{verb}: {jobs} finished jobs older than {fmt_duration(retention.max_age_s)} "
+        "and records of no job past their age",
+        f"  rows by table: {tables}",
+        f"  logs over the cap: {report.capped.logs} of {report.capped.jobs} jobs",
+    ]
+    upkeep = [s for s in report.done if s not in ("age", "cap")]
+    if upkeep:
+        lines.append(f"upkeep: {', '.join(upkeep)}")
+    lines.extend(f"skipped {step}: {why}" for step, why in report.skipped.items())
+    return "\n".join(lines)
+
+
+def _prune_lake(cfg: Any, *, dry_run: bool) -> int:
+    from jobtrail.storage import DatabaseError
+    from jobtrail.storage._lake_maintenance import maintain
+    from jobtrail.storage.lake import LakeConfig, LakeDatabase
+
+    try:
+        lake = LakeConfig(catalog=cfg.lake_catalog, data_path=cfg.lake_data_path)
+        retention = cfg.lake_retention()
+    except ValueError as exc:
+        return _fail(f"configuration error: {exc}", 2)
+    try:
+        db = LakeDatabase(lake)
+    except DatabaseError as exc:
+        return _fail(str(exc))
+    try:
+        report = maintain(db, retention, ages=True, compact=not dry_run, dry_run=dry_run)
+    finally:
+        db.close()
+    print(f"jobtrail prune: {lake.display}" + (" (dry run: nothing changed)" if dry_run else ""))
+    print(render_lake(report, retention))
+    failed = [step for step in ("age", "cap") if step in report.skipped]
+    if failed:
+        # Another collector deleting at the same moment conflicts: the next pass will do.
+        return _fail(f"{' and '.join(failed)} did not run (see above); try again")
+    return 0
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
-    """Run ``jobtrail prune``; exit 0 done, 1 the file cannot be pruned, 2 bad config."""
+    """Run ``jobtrail prune``; exit 0 done, 1 the file or lake cannot be pruned, 2 bad config."""
     from jobtrail.config import ConfigError, ServerConfig
 
     config_path = args.config
@@ -158,8 +220,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         policy = cfg.retention_policy()
     except (ConfigError, ValueError) as exc:
         return _fail(f"configuration error: {exc}", 2)
-    if getattr(cfg, "lake_catalog", None) and not args.db:
-        return _fail("the configured store is a DuckLake; its server prunes it (use --db FILE)", 2)
+    if cfg.lake_catalog is not None and not args.db:
+        return _prune_lake(cfg, dry_run=args.dry_run)
     path = Path(cfg.db_path)
     if not path.is_file():
         return _fail(f"{path}: no such database file")

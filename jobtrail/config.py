@@ -16,12 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from jobtrail._config_values import (
+    ConfigError,
+    lake_fields,
+    parse_duration_s,
+    parse_endpoint,
+    parse_size_bytes,
+    retention_fields,
+)
+
 if TYPE_CHECKING:
+    from jobtrail.storage.lake import LakeRetention
     from jobtrail.storage.retention import RetentionPolicy
 
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the offending key."""
+__all__ = ["ConfigError", "ServerConfig", "parse_duration_s", "parse_size_bytes"]
 
 
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -56,6 +64,7 @@ _SCHEMA: dict[str, Any] = {
                 "data_path": str,
                 "commit_interval": str,
                 "data_inlining_row_limit": int,
+                "compact_interval": str,
             },
         }
     },
@@ -136,93 +145,6 @@ def _tokens(raw: dict[str, Any]) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-
-
-def parse_duration_s(value: str, path: str) -> float:
-    """Parse ``500ms``, ``2s``, ``5m``, ``1h``, ``30d`` into seconds."""
-    m = _DURATION.match(value)
-    if not m:
-        raise ConfigError(
-            f"{path}: expected a duration like 500ms, 5s, 10m, 1h or 30d, got {value!r}"
-        )
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-_SIZE_UNITS = {
-    "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
-}  # fmt: skip
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.I)
-
-
-def parse_size_bytes(value: str | int, path: str) -> int:
-    """Parse ``512MiB``, ``10GiB``, ``2GB`` or a plain number of bytes."""
-    m = _SIZE.match(str(value))
-    if not m:
-        raise ConfigError(f"{path}: expected a size like 512MiB, 10GiB or 2GB, got {value!r}")
-    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
-
-
-def _endpoint(value: str, path: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ConfigError(f"{path}: expected host:port, got {value!r}")
-    return host.strip("[]"), int(port)
-
-
-def _retention(section: dict[str, Any]) -> dict[str, Any]:
-    """``exporters.duckdb.retention`` as ServerConfig fields (only the keys given)."""
-    path = "exporters.duckdb.retention"
-    out: dict[str, Any] = {}
-    for key, field in (
-        ("max_age", "retention_max_age_s"),
-        ("system_logs_max_age", "retention_system_logs_max_age_s"),
-        ("interval", "retention_interval_s"),
-    ):
-        if section.get(key) is not None:
-            out[field] = parse_duration_s(section[key], f"{path}.{key}")
-            if out[field] < 1:
-                raise ConfigError(f"{path}.{key}: must be at least 1s")
-    cap = section.get("max_logs_per_job")
-    if cap is not None:
-        if cap < 2:
-            raise ConfigError(f"{path}.max_logs_per_job: must be at least 2 (first and last)")
-        out["retention_max_logs_per_job"] = cap
-    if section.get("max_size") is not None:
-        out["retention_max_size_bytes"] = parse_size_bytes(section["max_size"], f"{path}.max_size")
-        if out["retention_max_size_bytes"] <= 0:
-            raise ConfigError(f"{path}.max_size: must be > 0")
-    return out
-
-
-def _lake(section: dict[str, Any]) -> dict[str, Any]:
-    """``exporters.duckdb.lake`` as ServerConfig fields (DuckLake storage, docs/scaling.md)."""
-    path = "exporters.duckdb.lake"
-    if not section:
-        return {}
-    out: dict[str, Any] = {}
-    for key in ("catalog", "data_path"):
-        if not section.get(key):
-            raise ConfigError(f"{path}.{key}: required when {path} is given")
-        out[f"lake_{key}"] = section[key]
-    if not section["catalog"].startswith("postgres:"):
-        raise ConfigError(
-            f"{path}.catalog: expected postgres:<connection string>, for example "
-            "'postgres:dbname=jobtrail host=db.internal'"
-        )
-    if section.get("commit_interval") is not None:
-        interval = parse_duration_s(section["commit_interval"], f"{path}.commit_interval")
-        out["lake_commit_interval_s"] = interval
-    limit = section.get("data_inlining_row_limit")
-    if limit is not None:
-        if limit < 0:
-            raise ConfigError(f"{path}.data_inlining_row_limit: must be >= 0")
-        out["lake_data_inlining_row_limit"] = limit
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything ``jobtrail serve`` needs, after the file and the flags are applied."""
@@ -253,6 +175,7 @@ class ServerConfig:
     lake_data_path: str | None = None
     lake_commit_interval_s: float = 0.5
     lake_data_inlining_row_limit: int | None = None
+    lake_compact_interval_s: float = 300.0
     tokens: tuple[str, ...] = ()
     grpc_auth: bool = False
     http_auth: bool = False
@@ -260,6 +183,15 @@ class ServerConfig:
     grpc_tls: tuple[str, str] | None = None
     http_tls: tuple[str, str] | None = None
     api_tls: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        # Not in from_mapping: CLI flags may turn a lake on after the file. A lake's files are
+        # shared by every collector and shrink only on upkeep: no collector can hold a size.
+        if self.lake_catalog is not None and self.retention_max_size_bytes is not None:
+            raise ConfigError(
+                "exporters.duckdb.retention.max_size: not supported with exporters.duckdb.lake; "
+                "remove it and bound the lake with max_age and max_logs_per_job (docs/scaling.md)"
+            )
 
     @classmethod
     def from_mapping(cls, raw: Any) -> ServerConfig:
@@ -274,11 +206,11 @@ class ServerConfig:
         http = protocols.get("http") or {}
         changes: dict[str, Any] = {}
         if "endpoint" in grpc:
-            changes["grpc_host"], changes["grpc_port"] = _endpoint(
+            changes["grpc_host"], changes["grpc_port"] = parse_endpoint(
                 grpc["endpoint"], "receivers.otlp.protocols.grpc.endpoint"
             )  # noqa: E501
         if "endpoint" in http:
-            changes["http_host"], changes["http_port"] = _endpoint(
+            changes["http_host"], changes["http_port"] = parse_endpoint(
                 http["endpoint"], "receivers.otlp.protocols.http.endpoint"
             )  # noqa: E501
         if grpc.get("max_recv_msg_size_mib") is not None:
@@ -320,8 +252,8 @@ class ServerConfig:
             if queue["max_mib"] <= 0:
                 raise ConfigError("exporters.duckdb.sending_queue.max_mib: must be > 0")
             changes["queue_max_mib"] = queue["max_mib"]
-        changes.update(_retention(duck.get("retention") or {}))
-        changes.update(_lake(duck.get("lake") or {}))
+        changes.update(retention_fields(duck.get("retention") or {}))
+        changes.update(lake_fields(duck.get("lake") or {}))
         timeout = (raw.get("jobtrail") or {}).get("heartbeat_timeout")
         if timeout is not None:
             changes["lost_after_s"] = parse_duration_s(timeout, "jobtrail.heartbeat_timeout")
@@ -352,7 +284,7 @@ class ServerConfig:
                         raise ConfigError(f"{path}.tls.{key}: no such file {tls[key]!r}")
                 changes[f"{name}_tls"] = (tls["cert_file"], tls["key_file"])
         if "endpoint" in api:
-            changes["api_host"], changes["api_port"] = _endpoint(
+            changes["api_host"], changes["api_port"] = parse_endpoint(
                 api["endpoint"], "jobtrail.api.endpoint"
             )  # noqa: E501
         return replace(cfg, **changes)
@@ -387,4 +319,16 @@ class ServerConfig:
             max_logs_per_job=self.retention_max_logs_per_job,
             max_size_bytes=self.retention_max_size_bytes,
             interval_s=self.retention_interval_s,
+        )
+
+    def lake_retention(self) -> LakeRetention:
+        """A lake's retention and upkeep (``max_size`` is refused on a lake, see above)."""
+        from jobtrail.storage.lake import LakeRetention
+
+        return LakeRetention(
+            max_age_s=self.retention_max_age_s,
+            system_logs_max_age_s=self.retention_system_logs_max_age_s,
+            max_logs_per_job=self.retention_max_logs_per_job,
+            interval_s=self.retention_interval_s,
+            compact_interval_s=self.lake_compact_interval_s,
         )

@@ -147,7 +147,7 @@ def _open_storage(cfg: ServerConfig) -> tuple[Database, BatchWriter, LakeStorage
     if cfg.lake_catalog is None or cfg.lake_data_path is None:
         db = Database(cfg.db_path)
         return db, BatchWriter(db, **limits), None
-    from jobtrail.storage.lake import LakeConfig, LakeRetention, open_lake
+    from jobtrail.storage.lake import LakeConfig, open_lake
 
     try:
         lake_cfg = LakeConfig(
@@ -158,11 +158,7 @@ def _open_storage(cfg: ServerConfig) -> tuple[Database, BatchWriter, LakeStorage
         )
     except ValueError as exc:
         raise DatabaseError(str(exc), path=cfg.lake_catalog) from exc
-    retention = LakeRetention(
-        max_age_s=cfg.retention_max_age_s,
-        system_logs_max_age_s=cfg.retention_system_logs_max_age_s,
-        interval_s=cfg.retention_interval_s,
-    )
+    retention = cfg.lake_retention()  # with the log cap and compact_interval
     if cfg.batch_max_records == ServerConfig().batch_max_records:
         del limits["max_group_records"]  # the lake writer's own default suits Parquet
     lake = open_lake(lake_cfg, lost_after_s=cfg.lost_after_s, retention=retention, **limits)

@@ -9,7 +9,8 @@ concurrent deletes from one table as a conflict. So nothing here is updated in p
   step, plus the facts maintenance adds (a late link, "lost"); ``jobs`` and ``steps`` are folded
   from them when read;
 * ``log_links`` says which job and step a record belongs to when that was found after the
-  record was stored (its spans reached another collector first, or later).
+  record was stored (its spans reached another collector first, or later);
+* ``log_caps`` (layout 2) counts the records the per-job log cap dropped.
 
 The layout has its own version, kept in the lake's ``jobtrail_schema`` and migrated on open
 by whichever collector gets there first (the others retry and find it done).
@@ -93,14 +94,26 @@ def _v1(con: duckdb.DuckDBPyConnection, lake: str) -> None:
     )
 
 
+#: What the per-job log cap dropped: one row per job and pass, summed into
+#: ``jobs.logs_dropped``. A table of its own rather than a column added to ``job_facts``:
+#: with DuckLake 1.5.5, reads of a table that gained a column fail once
+#: ``ducklake_flush_inlined_data`` has run ("relation ducklake_inlined_data_..." missing).
+LOG_CAPS = """
+CREATE TABLE {lake}.log_caps (job_id VARCHAR, dropped BIGINT, capped_at TIMESTAMP)"""
+
+
+def _v2(con: duckdb.DuckDBPyConnection, lake: str) -> None:
+    con.execute(LOG_CAPS.format(lake=lake))
+
+
 #: Ordered migrations of the lake layout; index + 1 is the version each one produces.
-LAKE_MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection, str], None]] = [_v1]
+LAKE_MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection, str], None]] = [_v1, _v2]
 LAKE_SCHEMA_VERSION = len(LAKE_MIGRATIONS)
 
 #: Tables written by collectors (maintenance and retention cover these).
 LAKE_TABLES = (
     "spans", "log_records", "metrics", "job_facts", "step_facts", "log_links",
-    "ingested_requests",
+    "ingested_requests", "log_caps",
 )  # fmt: skip
 
 _ATTEMPTS = 20

@@ -9,7 +9,9 @@
   collector's records, at most one poll interval later.
 * **Lost jobs** (every ``lost_after_s / 4``, at most 15 s): "lost" is a fact appended for
   jobs silent for too long, so a later heartbeat or span still wins.
-* **Maintenance** (:mod:`jobtrail.storage._lake_maintenance`, every retention interval).
+* **Maintenance** (:mod:`jobtrail.storage._lake_maintenance`): woken every
+  ``compact_interval_s`` or retention ``interval_s``, whichever is shorter, it runs what
+  :class:`UpkeepSchedule` says is due (retention, compaction, or both).
 
 Each loop survives errors (the catalog may be down for a while) and stops when cancelled.
 """
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -150,6 +154,31 @@ class LakeWatch:
             pass
 
 
+class UpkeepSchedule:
+    """Which upkeep is due for one collector: retention every ``interval_s``, compaction
+    (with snapshot expiry) every ``compact_interval_s``; both on the first pass."""
+
+    def __init__(self, retention: LakeRetention) -> None:
+        self.retention = retention
+        self.last: dict[str, float] = {}
+
+    @property
+    def wake_every_s(self) -> float:
+        """How often the loop looks: the shorter interval."""
+        return min(self.retention.compact_interval_s, self.retention.interval_s)
+
+    def due(self, now: float) -> dict[str, bool]:
+        """``maintain``'s ``ages`` and ``compact`` flags for a pass at ``now`` (monotonic)."""
+        every = {"ages": self.retention.interval_s, "compact": self.retention.compact_interval_s}
+        return {k: k not in self.last or now - self.last[k] >= s for k, s in every.items()}
+
+    def start(self, now: float) -> dict[str, bool]:
+        """The flags for a pass at ``now``, counted as run (a failed step waits its turn)."""
+        flags = self.due(now)
+        self.last.update({k: now for k, on in flags.items() if on})
+        return flags
+
+
 class LakeTasks:
     """The loops above, for one collector (see the module docstring)."""
 
@@ -166,6 +195,7 @@ class LakeTasks:
         self.db, self.writer = db, writer
         self.lost_after_s = lost_after_s
         self.retention = retention
+        self.schedule = UpkeepSchedule(retention) if retention is not None else None
         self.link_interval_s = link_interval_s
         self.watch_interval_s = watch_interval_s
         self.sweep = LinkSweep(db.lake.name)
@@ -193,21 +223,20 @@ class LakeTasks:
                 lambda: self.writer.run(lambda con: forget_old_requests_on_lake(con, lake)),
             ),
         ]
-        if self.retention is not None:
-            retention = self.retention
-            loops.append(
-                self._every(
-                    min(retention.compact_interval_s, retention.interval_s),
-                    "lake maintenance",
-                    lambda: asyncio.to_thread(maintain, self.db, retention),
-                )
-            )
+        if self.schedule is not None:
+            upkeep = partial(self._upkeep, self.schedule)
+            loops.append(self._every(self.schedule.wake_every_s, "lake maintenance", upkeep))
         try:
             await asyncio.gather(*loops)
         finally:
             self.watch.close()
             self._link_cur.close()
             self._lost_cur.close()
+
+    async def _upkeep(self, schedule: UpkeepSchedule) -> None:
+        flags = schedule.start(time.monotonic())
+        if any(flags.values()):
+            await asyncio.to_thread(maintain, self.db, schedule.retention, **flags)
 
     async def _link(self) -> None:
         snapshot = await asyncio.to_thread(current_snapshot, self._link_cur, self.db.lake.name)

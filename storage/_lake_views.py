@@ -12,7 +12,8 @@ writer's merge rules (:mod:`jobtrail.storage.derive`): every fact is ranked by
 so a job's span overrides its lifecycle records, a lifecycle record after the span only
 fills gaps, and a later attempt supersedes an earlier one; ``status``, ``ended_at`` and the
 error fields count only when they come from the current attempt; ``started_at`` is the
-earliest, ``last_seen`` the latest; attribute maps are merged in rank order. Because it is a
+earliest, ``last_seen`` the latest; attribute maps are merged in rank order;
+``logs_dropped`` sums the job's ``log_caps`` rows. Because it is a
 function of the set of facts, it gives the same rows whichever collector stored which fact,
 in whatever order.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import duckdb
 
 _TS = "'%Y-%m-%dT%H:%M:%S.%fZ'"
+
 
 def _rank(*high: str) -> str:
     """One HUGEINT that sorts facts like ``(*high, ranked_at, row id)``.
@@ -105,7 +107,7 @@ SELECT id, trace_id, span_id, parent_job_id, parent_span_id, type, name, operati
     result, cancel_reason, {_ATTRS_MERGED}, last_seen,
     coalesce(span_attempt_ = top_, false) AS span_received,
     to_json(coalesce(attempts_, []))::JSON AS attempts,
-    0::BIGINT AS logs_dropped
+    coalesce(caps.dropped_, 0)::BIGINT AS logs_dropped
 FROM (
     SELECT id,
         max(a) AS top_,
@@ -123,7 +125,9 @@ FROM (
         SELECT id, a, arg_max({attempt_entry}, k) AS entry
         FROM {facts} WHERE tier = 1 GROUP BY id, a
     ) GROUP BY id
-) att USING (id)"""
+) att USING (id) LEFT JOIN (  -- what the per-job log cap dropped
+    SELECT job_id AS id, sum(dropped) AS dropped_ FROM {lake}.log_caps GROUP BY job_id
+) caps USING (id)"""
 
 
 def _steps_sql(lake: str) -> str:
