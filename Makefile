@@ -20,6 +20,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy jobtrail/ agent/ collector/ storage/ api/
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -15,6 +15,7 @@ import zlib
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
@@ -184,7 +185,7 @@ def create_receiver_app(
 ) -> web.Application:
     """The OTLP/HTTP aiohttp application (``auth``: bearer tokens required if given)."""
 
-    def handler(kind: str) -> web.Handler:
+    def handler(kind: str) -> Handler:
         async def export(request: web.Request) -> web.StreamResponse:
             content_type = _content_type(request)
             if request.content_type not in (JSON, PROTOBUF):
@@ -212,7 +213,7 @@ def create_receiver_app(
         return export
 
     @web.middleware
-    async def not_found(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except web.HTTPMethodNotAllowed:

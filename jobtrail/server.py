@@ -70,7 +70,8 @@ async def _start_site(
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor for the bound port
-    bound = server.sockets[0].getsockname()[1] if server and server.sockets else port
+    sockets = getattr(server, "sockets", None)  # an asyncio.Server once started
+    bound = sockets[0].getsockname()[1] if sockets else port
     return runner, int(bound)
 
 
@@ -147,14 +148,19 @@ def _open_storage(cfg: ServerConfig) -> tuple[Database, BatchWriter, LakeStorage
     if cfg.lake_catalog is None or cfg.lake_data_path is None:
         db = Database(cfg.db_path)
         return db, BatchWriter(db, **limits), None
-    from jobtrail.storage.lake import LakeConfig, open_lake
+    from jobtrail.storage.lake import LakeConfig, S3Settings, open_lake
 
+    s3 = {
+        key: getattr(cfg, f"lake_s3_{key}")
+        for key in ("endpoint", "region", "url_style", "use_ssl", "key_id", "secret")
+    }
     try:
         lake_cfg = LakeConfig(
             catalog=cfg.lake_catalog,
             data_path=cfg.lake_data_path,
             commit_interval_s=cfg.lake_commit_interval_s,
             data_inlining_row_limit=cfg.lake_data_inlining_row_limit,
+            s3=S3Settings(**s3) if any(v is not None for v in s3.values()) else None,
         )
     except ValueError as exc:
         raise DatabaseError(str(exc), path=cfg.lake_catalog) from exc

@@ -24,12 +24,12 @@ import pyarrow.compute as pc
 
 from jobtrail.storage._lake_feed import Feed
 from jobtrail.storage._sql import utcnow
+from jobtrail.storage._trace_tree import nearest_owner
 from jobtrail.storage.linker import Linker, Owner
 from jobtrail.storage.model import JobUpdate, StepUpdate
 
 _TS = pa.timestamp("us")
 _EPOCH = datetime(1970, 1, 1)
-_MAX_DEPTH = 64
 _TRACES_PER_SWEEP = 2000
 _MAX_PENDING_TRACES = 20_000
 _FIRST_SWEEP_WINDOW = "INTERVAL 1 DAY"
@@ -261,20 +261,7 @@ class _LakeTree:
 
     def owner_of(self, trace_id: str, span_id: str | None) -> Owner | None:
         """The job (and step) a span belongs to: its nearest job ancestor-or-self."""
-        step: tuple[str | None, str | None] | None = None
-        step_span: str | None = None
-        for _ in range(_MAX_DEPTH):
-            if span_id is None:
-                return None
-            key = (trace_id, span_id)
-            if key in self.job_at:
-                return (self.job_at[key], step[1] if step else None, step_span)
-            if step is None and key in self.step_at:
-                step, step_span = self.step_at[key], span_id
-                if step[0] is not None:
-                    return (step[0], step[1], step_span)
-            span_id = self.parent.get(key)
-        return None
+        return nearest_owner(self.job_at, self.step_at, self.parent, trace_id, span_id)
 
     def link(self, con: duckdb.DuckDBPyConnection) -> set[str]:
         """Append the links found; return the ids of the jobs they point to."""

@@ -113,8 +113,8 @@ def _log_stats(cur: duckdb.DuckDBPyConnection, flt: StatsFilter) -> LogStats:
         "GROUP BY GROUPING SETS ((l.level), (l.category)) ORDER BY n DESC",
         where.params,
     ).fetchall()
-    levels: dict[str, int] = {}
-    categories: dict[str, int] = {}
+    levels = {}
+    categories = {}
     for level_grouped, level, category, n in rows:
         if not level_grouped:
             levels[level or "unknown"] = n

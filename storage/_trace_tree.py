@@ -7,6 +7,7 @@ once and links orphan child jobs, steps and log records to the nearest job above
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import duckdb
@@ -15,8 +16,36 @@ import pyarrow as pa
 from jobtrail.storage._row_access import upsert_log_ranges
 
 Owner = tuple[str, str | None, str | None]  # job_id, step name, step span id
+SpanKey = tuple[str, str]  # trace_id, span_id
+_MAX_DEPTH = 64  # a parent chain longer than this is a cycle or garbage: stop walking
 
-_MAX_DEPTH = 64
+
+def nearest_owner(
+    job_at: Mapping[SpanKey, str],
+    step_at: Mapping[SpanKey, tuple[str | None, str | None]],
+    parent: Mapping[SpanKey, str | None],
+    trace_id: str,
+    span_id: str | None,
+) -> Owner | None:
+    """Walk up from a span to its nearest job ancestor-or-self (and the step on the way).
+
+    Shared by the file's late linking and the lake's link sweep, which build the three maps
+    from different places but answer the same question.
+    """
+    step: tuple[str | None, str | None] | None = None
+    step_span: str | None = None
+    for _ in range(_MAX_DEPTH):
+        if span_id is None:
+            return None
+        key = (trace_id, span_id)
+        if key in job_at:
+            return (job_at[key], step[1] if step else None, step_span)
+        if step is None and key in step_at:
+            step, step_span = step_at[key], span_id
+            if step[0] is not None:
+                return (step[0], step[1], step_span)
+        span_id = parent.get(key)
+    return None
 
 
 class TraceTree:
@@ -42,7 +71,7 @@ class TraceTree:
                 self.parent.setdefault((t, s), p)
             if pj is None and p:
                 self.orphan_jobs.append((jid, t, p))
-        self.step_at: dict[tuple[str, str], tuple[str | None, str]] = {}
+        self.step_at: dict[tuple[str, str], tuple[str | None, str | None]] = {}
         self.orphan_steps: list[tuple[str, str, str | None]] = []
         for t, s, p, jid, name in con.execute(
             f"SELECT trace_id, span_id, parent_span_id, job_id, name FROM steps WHERE {q}",  # noqa: S608
@@ -63,20 +92,7 @@ class TraceTree:
 
     def owner_of(self, trace_id: str, span_id: str | None) -> Owner | None:
         """The job (and step) a span belongs to: its nearest job ancestor-or-self."""
-        step: tuple[str | None, str] | None = None
-        step_span: str | None = None
-        for _ in range(_MAX_DEPTH):
-            if span_id is None:
-                return None
-            key = (trace_id, span_id)
-            if key in self.job_at:
-                return (self.job_at[key], step[1] if step else None, step_span)
-            if step is None and key in self.step_at:
-                step, step_span = self.step_at[key], span_id
-                if step[0] is not None:
-                    return (step[0], step[1], step_span)
-            span_id = self.parent.get(key)
-        return None
+        return nearest_owner(self.job_at, self.step_at, self.parent, trace_id, span_id)
 
     def link(self, con: duckdb.DuckDBPyConnection) -> set[str]:
         changed: set[str] = set()
@@ -89,8 +105,8 @@ class TraceTree:
             self.rows_changed = True
             changed |= {jid, owner[0]}
         step_links = []
-        for t, s, p in self.orphan_steps:
-            owner = self.owner_of(t, p)
+        for t, s, step_parent in self.orphan_steps:
+            owner = self.owner_of(t, step_parent)
             if owner is None:
                 self.still_pending.add(t)
                 continue
