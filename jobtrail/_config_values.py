@@ -100,4 +100,17 @@ def lake_fields(section: dict[str, Any]) -> dict[str, Any]:
         if limit < 0:
             raise ConfigError(f"{path}.data_inlining_row_limit: must be >= 0")
         out["lake_data_inlining_row_limit"] = limit
+    out.update(_lake_s3_fields(section.get("s3") or {}, section["data_path"]))
     return out
+
+
+def _lake_s3_fields(s3: dict[str, Any], data_path: str) -> dict[str, Any]:
+    """``exporters.duckdb.lake.s3``: only with an ``s3://`` data path, url_style checked."""
+    path = "exporters.duckdb.lake.s3"
+    if not s3:
+        return {}
+    if not data_path.lower().startswith(("s3://", "s3a://", "s3n://")):
+        raise ConfigError(f"{path}: only for a data_path on s3://bucket/prefix")
+    if s3.get("url_style") is not None and s3["url_style"] not in ("path", "vhost"):
+        raise ConfigError(f"{path}.url_style: expected path or vhost, got {s3['url_style']!r}")
+    return {f"lake_s3_{key}": value for key, value in s3.items() if value is not None}

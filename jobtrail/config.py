@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,15 @@ _SCHEMA: dict[str, Any] = {
                 "commit_interval": str,
                 "data_inlining_row_limit": int,
                 "compact_interval": str,
+                # object storage (data_path s3://...); unset keys come from AWS_* variables
+                "s3": {
+                    "endpoint": str,
+                    "region": str,
+                    "url_style": str,
+                    "use_ssl": bool,
+                    "key_id": str,
+                    "secret": str,
+                },
             },
         }
     },
@@ -176,6 +185,13 @@ class ServerConfig:
     lake_commit_interval_s: float = 0.5
     lake_data_inlining_row_limit: int | None = None
     lake_compact_interval_s: float = 300.0
+    #: ``exporters.duckdb.lake.s3`` (None: the ``AWS_*`` variable, see docs/scaling.md).
+    lake_s3_endpoint: str | None = None
+    lake_s3_region: str | None = None
+    lake_s3_url_style: str | None = None
+    lake_s3_use_ssl: bool | None = None
+    lake_s3_key_id: str | None = None
+    lake_s3_secret: str | None = field(default=None, repr=False)
     tokens: tuple[str, ...] = ()
     grpc_auth: bool = False
     http_auth: bool = False

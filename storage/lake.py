@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -30,7 +29,13 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from jobtrail.storage._lake_ext import LakeExtensionError, load_extension
+from jobtrail.storage._lake_ext import (
+    S3_SCHEMES,
+    LakeExtensionError,
+    S3Settings,
+    load_extension,
+    s3_secret_sql,
+)
 from jobtrail.storage._lake_maintenance import LakeRetention
 from jobtrail.storage._lake_schema import LakeSchemaError, migrate_lake
 from jobtrail.storage._lake_views import create_read_views
@@ -42,7 +47,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LakeConfig", "LakeDatabase", "LakeRetention", "LakeStorage", "open_lake"]
+__all__ = [
+    "LakeConfig", "LakeDatabase", "LakeRetention", "LakeStorage", "S3Settings", "open_lake",
+]  # fmt: skip
 
 #: Object-storage schemes DuckDB reads through ``httpfs``.
 _REMOTE = re.compile(r"^(s3|s3a|gs|gcs|r2|https?)://", re.I)
@@ -66,6 +73,8 @@ class LakeConfig:
         data_inlining_row_limit: Inserts of fewer rows go into the catalog instead of a new
             Parquet file (DuckLake's data inlining; ``None`` keeps DuckLake's default).
         name: The name the lake is attached under (what user SQL may qualify tables with).
+        s3: Endpoint, region and credentials for a ``data_path`` on ``s3://``; ``None``
+            takes them all from the standard ``AWS_*`` variables (see :class:`S3Settings`).
     """
 
     catalog: str
@@ -73,6 +82,7 @@ class LakeConfig:
     commit_interval_s: float = _DEFAULT_COMMIT_INTERVAL_S
     data_inlining_row_limit: int | None = None
     name: str = "lake"
+    s3: S3Settings | None = None
 
     def __post_init__(self) -> None:
         if not self.catalog.startswith("postgres:") or not self.catalog[len("postgres:") :]:
@@ -88,11 +98,18 @@ class LakeConfig:
             raise ValueError("lake data_inlining_row_limit: must be >= 0")
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name):
             raise ValueError("lake name: expected a lower-case SQL identifier")
+        if self.s3 is not None and not self.on_s3:
+            raise ValueError("lake s3: only for a data_path on s3://bucket/prefix")
 
     @property
     def remote(self) -> bool:
         """Whether the data lives in object storage rather than a filesystem."""
         return bool(_REMOTE.match(self.data_path))
+
+    @property
+    def on_s3(self) -> bool:
+        """Whether the data lives in S3 or an S3-compatible store (MinIO, R2, ...)."""
+        return self.data_path.lower().startswith(S3_SCHEMES)
 
     @property
     def data_dir(self) -> str:
@@ -135,9 +152,9 @@ class LakeDatabase(Database):
         try:
             for name in ("ducklake", "postgres", *(("httpfs",) if lake.remote else ())):
                 load_extension(con, name)
-            if lake.remote:
-                _object_storage_secret(con)
-            else:
+            if lake.on_s3:  # a temporary secret, scoped to the data path
+                con.execute(s3_secret_sql(lake.s3 or S3Settings(), lake.data_dir))
+            elif not lake.remote:
                 Path(lake.data_dir).mkdir(parents=True, exist_ok=True)
             _attach(con, lake)
             migrate_lake(con, lake.name)
@@ -150,7 +167,7 @@ class LakeDatabase(Database):
         except DatabaseError:
             con.close()
             raise
-        except (LakeExtensionError, LakeSchemaError, duckdb.Error, OSError) as exc:
+        except (LakeExtensionError, LakeSchemaError, duckdb.Error, OSError, ValueError) as exc:
             con.close()
             raise DatabaseError(_first_line(exc), path=self.path) from exc
         self.con = con
@@ -219,25 +236,6 @@ def _attach(con: duckdb.DuckDBPyConnection, lake: LakeConfig) -> None:
                 ) from exc
             log.info("another collector is creating the lake catalog; retrying")
             time.sleep(0.1 * (attempt + 1))
-
-
-def _object_storage_secret(con: duckdb.DuckDBPyConnection) -> None:
-    """An S3 secret from the standard ``AWS_*`` variables, when they are set."""
-    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not key or not secret:
-        return  # instance credentials or a public bucket: DuckDB's defaults apply
-    parts = [f"KEY_ID {_quote(key)}", f"SECRET {_quote(secret)}"]
-    for env, option in (
-        ("AWS_SESSION_TOKEN", "SESSION_TOKEN"),
-        ("AWS_REGION", "REGION"),
-        ("AWS_ENDPOINT_URL", "ENDPOINT"),
-    ):
-        if os.environ.get(env):
-            value = os.environ[env]
-            if option == "ENDPOINT":
-                value = re.sub(r"^https?://", "", value)
-            parts.append(f"{option} {_quote(value)}")
-    con.execute(f"CREATE SECRET jobtrail_lake (TYPE s3, {', '.join(parts)})")
 
 
 def _first_line(exc: BaseException) -> str:
