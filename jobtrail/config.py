@@ -51,6 +51,7 @@ _SCHEMA: dict[str, Any] = {
     "exporters": {
         "duckdb": {
             "path": str,
+            "memory_limit": (str, int),
             "sending_queue": {"queue_size": int, "max_mib": _NUM},
             "retention": {
                 "max_age": str,
@@ -159,6 +160,8 @@ class ServerConfig:
     """Everything ``jobtrail serve`` needs, after the file and the flags are applied."""
 
     db_path: str = "jobtrail.duckdb"
+    #: DuckDB's own memory cap (its buffer cache, query memory); ``None``: DuckDB's default.
+    db_memory_limit_bytes: int | None = None
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 4317
     http_host: str = "127.0.0.1"
@@ -259,6 +262,11 @@ class ServerConfig:
         duck = (raw.get("exporters") or {}).get("duckdb") or {}
         if duck.get("path"):
             changes["db_path"] = duck["path"]
+        if duck.get("memory_limit") is not None:
+            limit = parse_size_bytes(duck["memory_limit"], "exporters.duckdb.memory_limit")
+            if limit < 16 * 1024 * 1024:
+                raise ConfigError("exporters.duckdb.memory_limit: must be at least 16MiB")
+            changes["db_memory_limit_bytes"] = limit
         queue = duck.get("sending_queue") or {}
         if queue.get("queue_size") is not None:
             if queue["queue_size"] <= 0:

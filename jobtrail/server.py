@@ -146,7 +146,7 @@ def _open_storage(cfg: ServerConfig) -> tuple[Database, BatchWriter, LakeStorage
         "max_queued_bytes": int(cfg.queue_max_mib * 1024 * 1024),
     }
     if cfg.lake_catalog is None or cfg.lake_data_path is None:
-        db = Database(cfg.db_path)
+        db = Database(cfg.db_path, memory_limit_bytes=cfg.db_memory_limit_bytes)
         return db, BatchWriter(db, **limits), None
     from jobtrail.storage.lake import LakeConfig, S3Settings, open_lake
 

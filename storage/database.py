@@ -36,7 +36,22 @@ class DatabaseError(RuntimeError):
 class Database:
     """A jobtrail DuckDB database: one connection, migrated, handing out read cursors."""
 
-    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        threads: int | None = None,
+        memory_limit_bytes: int | None = None,
+    ) -> None:
+        """Open (creating and migrating) the database at ``path``.
+
+        Args:
+            path: The DuckDB file, or ``:memory:``.
+            threads: DuckDB worker threads (default: one per core).
+            memory_limit_bytes: DuckDB's memory cap (default: DuckDB's, 80% of RAM). Its
+                block cache grows with the file otherwise, which a process held to a memory
+                limit (``processors.memory_limiter``) cannot afford.
+        """
         self.path = str(path)
         # Instance-wide hardening, fixed at connect time (it cannot be changed afterwards):
         # user SQL reaches this instance through the API, so it must not reach files,
@@ -51,6 +66,8 @@ class Database:
         }
         if threads:
             config["threads"] = threads
+        if memory_limit_bytes:
+            config["memory_limit"] = f"{memory_limit_bytes}B"
         if self.path != ":memory:":
             _check_existing(Path(self.path), config)
         self.con = _connect(self.path, config)

@@ -81,6 +81,8 @@ def test_repository_default_file_is_valid() -> None:
         ("exporters: {duckdb: {path: '${env:JT_SURELY_UNSET_VAR}'}}", "exporters.duckdb.path: environment variable JT_SURELY_UNSET_VAR is not set"),
         ("processors: {memory_limiter: {check_interval: soon}}", "processors.memory_limiter.check_interval: expected a duration"),
         ("receivers: {otlp: {protocols: {grpc: {max_recv_msg_size_mib: 0}}}}", "max_recv_msg_size_mib: must be > 0"),
+        ("exporters: {duckdb: {memory_limit: lots}}", "exporters.duckdb.memory_limit: expected a size"),
+        ("exporters: {duckdb: {memory_limit: 1MiB}}", "exporters.duckdb.memory_limit: must be at least 16MiB"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, doc: str, message: str) -> None:
@@ -116,3 +118,22 @@ def test_serve_reports_config_errors_before_binding(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert ok.returncode == 0
+
+
+def test_duckdb_memory_limit_reaches_the_database(tmp_path: Path) -> None:
+    from jobtrail.server import _open_storage
+
+    cfg = ServerConfig.from_mapping({"exporters": {"duckdb": {"memory_limit": "96MiB"}}})
+    assert cfg.db_memory_limit_bytes == 96 * 1024 * 1024
+    db, _, _ = _open_storage(cfg.with_overrides(db_path=str(tmp_path / "m.duckdb")))
+    try:
+        setting = db.cursor().execute("SELECT current_setting('memory_limit')").fetchone()
+        assert setting == ("96.0 MiB",)
+    finally:
+        db.close()
+    default, _, _ = _open_storage(ServerConfig(db_path=str(tmp_path / "d.duckdb")))
+    try:
+        setting = default.cursor().execute("SELECT current_setting('memory_limit')").fetchone()
+        assert setting != ("96.0 MiB",)
+    finally:
+        default.close()
