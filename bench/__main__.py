@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--query-repeats", type=int, help="query: requests per call")
     ap.add_argument("--overload-seconds", type=float, help="overload: duration (default 60)")
     ap.add_argument("--limit-mib", type=float, help="overload: memory_limiter.limit_mib")
+    ap.add_argument("--duckdb-default-memory", action="store_true",
+                    help="overload: leave DuckDB's memory_limit at its default")  # fmt: skip
     ap.add_argument("--no-profile", action="store_true", help="ingest: skip the py-spy run")
     ap.add_argument("--markdown", help="also write the table as Markdown to this file")
     args = ap.parse_args(argv)
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         kwargs: dict[str, Any] = {}
         if args.limit_mib:
             kwargs["limit_mib"] = args.limit_mib
+        if args.duckdb_default_memory:
+            kwargs["duckdb_share"] = None
         res = overload.run(
             quick=args.quick, sustainable=sustainable, seconds=args.overload_seconds, **kwargs
         )

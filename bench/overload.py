@@ -2,9 +2,10 @@
 
 The sustainable rate is the closed-loop gRPC stored rate (from the ingest benchmark of the
 same run when there is one, else measured here for a few seconds). The server then gets
-``processors.memory_limiter.limit_mib`` and is offered 10x that rate open-loop (generators
-send at a fixed rate whatever the answers, no retries, up to 512 requests in flight each,
-like many clients)
+``processors.memory_limiter.limit_mib`` (and ``exporters.duckdb.memory_limit`` a quarter of
+it, as the README advises; ``--duckdb-default-memory`` leaves DuckDB's default) and is
+offered 10x that rate open-loop (generators send at a fixed rate whatever the answers, no
+retries, up to 512 requests in flight each, like many clients)
 for ``--seconds``. RSS is sampled every 100 ms; refusals are counted by the generators
 (UNAVAILABLE answers) and by the server's ``/metrics``.
 """
@@ -23,11 +24,13 @@ from bench.ingest import _generators, _reap, server_run
 
 LIMIT_MIB = 512
 IN_FLIGHT = 512  # per generator: many clients, as at 10x the load
+#: ``exporters.duckdb.memory_limit`` as a share of ``limit_mib`` (README: "a quarter").
+DUCKDB_SHARE = 0.25
 
 
 def run(
     *, quick: bool = False, sustainable: float | None = None, limit_mib: float = LIMIT_MIB,
-    factor: float = 10.0, seconds: float | None = None,
+    factor: float = 10.0, seconds: float | None = None, duckdb_share: float | None = DUCKDB_SHARE,
 ) -> dict[str, Any]:  # fmt: skip
     """Overload the server; returns the JSON-ready result."""
     seconds = seconds or (15.0 if quick else 60.0)
@@ -41,7 +44,10 @@ def run(
     offered = sustainable * factor
     generators = 2
     db = workdir / "overload.duckdb"
-    config = {"processors": {"memory_limiter": {"limit_mib": limit_mib}}}
+    config: dict[str, Any] = {"processors": {"memory_limiter": {"limit_mib": limit_mib}}}
+    duckdb_mib = None if duckdb_share is None else max(16, int(limit_mib * duckdb_share))
+    if duckdb_mib is not None:  # as README advises for a memory-bounded server
+        config["exporters"] = {"duckdb": {"memory_limit": f"{duckdb_mib}MiB"}}
     server = u.Server(workdir, db, config=config).start()
     u.log(
         f"overload: offering {offered:,.0f} records/s ({factor:g}x {sustainable:,.0f}) for "
@@ -86,6 +92,7 @@ def run(
     return {
         "config": {
             "limit_mib": limit_mib,
+            "duckdb_memory_limit_mib": duckdb_mib,
             "factor": factor,
             "seconds": seconds,
             "generators": generators,
@@ -128,7 +135,8 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
          f"{result['offered_records_s']:,.0f} / {result['sustainable_records_s']:,.0f}"),
         ("overload", "stored during overload / sustainable",
          f"{result['goodput_over_sustainable']:.2f}"),
-        ("overload", f"peak RSS vs limit_mib={lim:g}",
+        ("overload", f"peak RSS vs limit_mib={lim:g} (duckdb memory_limit "
+         f"{result['config'].get('duckdb_memory_limit_mib') or 'default'})",
          f"{result['peak_rss_mib']:.0f} MiB = {result['peak_over_limit']:.2f}x limit"
          + (" ✓" if ok else " ✗")),
         ("overload", "refused requests (client) / refused records (server /metrics)",
