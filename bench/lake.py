@@ -12,12 +12,15 @@ binaries, as the tests use) and measures, on the same machine state:
   what the generators saw acknowledged.
 * **queries** — the bulk database of :mod:`bench.query` (``--jobs``; 20k jobs by default
   here) loaded into a lake as facts and raw records (log ids kept), then a selection of the
-  API calls timed against a server on the file and one on the lake.
+  API calls timed against a server on the file, one on the lake with every fact folded when
+  read (``lake_before``: stored folds off, as before :mod:`jobtrail.storage._lake_fold`),
+  and one on the same lake after a fold pass stored the folded jobs and steps (``lake``).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import tempfile
@@ -36,8 +39,10 @@ _PG_HELPER = Path(__file__).parent.parent / "tests" / "lake" / "pg.py"
 QUERY_CALLS = (
     "GET /healthz", "jobs, no filter", "jobs ?status=failed", "jobs ?type=&status=failed&since=7d",
     "job detail", "job logs, first page", "job logs ?after_id=", "stats ?since=24h",
-    "logs, newest page", "logs ?level=error",
+    "stats, everything", "logs, newest page", "logs ?level=error",
 )  # fmt: skip
+#: The three query runs: name, lake or file, stored folds on.
+QUERY_RUNS = (("file", False, True), ("lake_before", True, False), ("lake", True, True))
 
 
 def _pg() -> ModuleType:
@@ -196,8 +201,23 @@ def load_lake(source: Path, catalog: str, data: Path) -> float:
     return time.perf_counter() - t0
 
 
+def fold_lake(catalog: str, data: Path) -> float:
+    """One fold pass over the loaded lake (what a collector's first pass does); seconds."""
+    from jobtrail.storage._lake_fold import fold_settled
+    from jobtrail.storage.lake import LakeConfig, LakeDatabase
+
+    db = LakeDatabase(LakeConfig(catalog=catalog, data_path=str(data)))
+    try:
+        t0 = time.perf_counter()
+        fold_settled(db.cursor(), db.lake.name)
+        return time.perf_counter() - t0
+    finally:
+        db.close()
+
+
 def query_runs(workdir: Path, cluster: Any, *, jobs: int, repeats: int) -> dict[str, Any]:
-    """The same API calls against a server on the bulk file and one on the same data as a lake."""
+    """The same API calls against a server on the bulk file and on the same data as a lake,
+    with every fact folded when read (before) and with the folds stored (after)."""
     source, gen = query._cached_db(jobs, 50)
     db = workdir / "bulk.duckdb"
     shutil.copyfile(source, db)
@@ -208,8 +228,18 @@ def query_runs(workdir: Path, cluster: Any, *, jobs: int, repeats: int) -> dict[
     load_s = load_lake(db, catalog, data)
     calls = [c for c in query._calls(samples) if c[1] in QUERY_CALLS]
     out: dict[str, list[dict[str, Any]]] = {}
-    for storage, config in (("file", {}), ("lake", _lake_config(catalog, data))):
-        server = u.Server(workdir / f"q-{storage}", db, config).start()
+    fold_s = 0.0
+    for storage, on_lake, folds in QUERY_RUNS:
+        config = _lake_config(catalog, data) if on_lake else {}
+        if on_lake and folds:
+            fold_s = fold_lake(catalog, data)
+            u.log(f"lake: fold pass over {jobs:,} jobs: {fold_s:.1f} s")
+        # The "before" server must not store folds itself (its first pass runs after 1 s).
+        os.environ["JOBTRAIL_LAKE_FOLD_INTERVAL_S"] = "0" if on_lake and not folds else "30"
+        try:
+            server = u.Server(workdir / f"q-{storage}", db, config).start()
+        finally:
+            os.environ.pop("JOBTRAIL_LAKE_FOLD_INTERVAL_S", None)
         try:
             server.wait_idle()
             rows = []
@@ -223,7 +253,7 @@ def query_runs(workdir: Path, cluster: Any, *, jobs: int, repeats: int) -> dict[
             out[storage] = rows
         finally:
             server.stop()
-    return {"jobs": jobs, "database": gen, "lake_load_s": load_s, "calls": out}
+    return {"jobs": jobs, "database": gen, "lake_load_s": load_s, "fold_s": fold_s, "calls": out}
 
 
 def run(
@@ -264,14 +294,19 @@ def _summary(r: dict[str, Any]) -> str:
 
 def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     """Table rows."""
-    out = []
+    out: list[tuple[str, ...]] = []
     for r in result["ingest"]:
         out.append(("lake ingest", r["storage"], _summary(r)))
     q = result["queries"]
     lake = {r["call"]: r for r in q["calls"]["lake"]}
+    before = {r["call"]: r for r in q["calls"].get("lake_before", [])}
     for r in q["calls"]["file"]:
         other = lake[r["call"]]
-        out.append((f"lake query ({q['jobs']:,} jobs)", r["call"],
-                    f"file {r['p50_ms']:.1f} / {r['p95_ms']:.1f} ms; "
-                    f"lake {other['p50_ms']:.1f} / {other['p95_ms']:.1f} ms"))  # fmt: skip
+        text = (f"file {r['p50_ms']:.1f} / {r['p95_ms']:.1f} ms; "
+                f"lake {other['p50_ms']:.1f} / {other['p95_ms']:.1f} ms")  # fmt: skip
+        if r["call"] in before:
+            old = before[r["call"]]
+            text += (f"; lake before {old['p50_ms']:.1f} / {old['p95_ms']:.1f} ms "
+                     f"(p50 {old['p50_ms'] / max(other['p50_ms'], 1e-9):.1f}x)")  # fmt: skip
+        out.append((f"lake query ({q['jobs']:,} jobs)", r["call"], text))
     return out

@@ -10,7 +10,10 @@ concurrent deletes from one table as a conflict. So nothing here is updated in p
   from them when read;
 * ``log_links`` says which job and step a record belongs to when that was found after the
   record was stored (its spans reached another collector first, or later);
-* ``log_caps`` (layout 2) counts the records the per-job log cap dropped.
+* ``log_caps`` (layout 2) counts the records the per-job log cap dropped;
+* ``jobs_folded`` and ``steps_folded`` (layout 3) hold the folded rows of the jobs and
+  steps whose facts are all at or below the row id marks of the last fold pass
+  (``fold_marks``), so reads fold only newer facts (see :mod:`jobtrail.storage._lake_fold`).
 
 The layout has its own version, kept in the lake's ``jobtrail_schema`` and migrated on open
 by whichever collector gets there first (the others retry and find it done).
@@ -106,14 +109,63 @@ def _v2(con: duckdb.DuckDBPyConnection, lake: str) -> None:
     con.execute(LOG_CAPS.format(lake=lake))
 
 
+#: The folded ``jobs`` row of every job whose facts were folded by a pass (the view's
+#: columns but ``logs_dropped``, which the view sums from ``log_caps`` when read).
+JOBS_FOLDED = """
+CREATE TABLE {lake}.jobs_folded (
+    id VARCHAR, trace_id VARCHAR, span_id VARCHAR, parent_job_id VARCHAR,
+    parent_span_id VARCHAR, type VARCHAR, name VARCHAR, operation VARCHAR, owner VARCHAR,
+    service VARCHAR, status VARCHAR, progress DOUBLE, current_step VARCHAR,
+    total_steps INTEGER, attempt INTEGER, started_at TIMESTAMP, ended_at TIMESTAMP,
+    duration_ms DOUBLE, error VARCHAR, error_type VARCHAR, stack_trace VARCHAR, result JSON,
+    cancel_reason VARCHAR, attributes JSON, last_seen TIMESTAMP, span_received BOOLEAN,
+    attempts JSON
+)"""
+
+STEPS_FOLDED = """
+CREATE TABLE {lake}.steps_folded (
+    trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR, job_id VARCHAR, seq INTEGER,
+    name VARCHAR, status VARCHAR, started_at TIMESTAMP, ended_at TIMESTAMP,
+    duration_ms DOUBLE, error VARCHAR, attributes JSON, span_received BOOLEAN
+)"""
+
+#: One row: the largest fact row ids the folded tables cover (-1: nothing folded yet).
+#: Each pass deletes it and appends the next, so two passes at once conflict at commit.
+FOLD_MARKS = """
+CREATE TABLE {lake}.fold_marks (
+    job_facts_upto BIGINT, step_facts_upto BIGINT, folded_at TIMESTAMP
+)"""
+
+
+#: Tables that may stay empty for long and are read by every query of a view (or every
+#: commit) get one marker row with NULL keys, which no join or filter ever matches: with
+#: DuckLake 1.5.5, planning a query over a table that was never written costs 10-40 ms
+#: (a table with rows: about 2 ms), on every statement.
+_MARKED = {
+    "log_links": "linked_at",
+    "log_caps": "capped_at",
+    "ingested_requests": "received_at",
+    "jobs_folded": "last_seen",
+    "steps_folded": "started_at",
+}
+
+
+def _v3(con: duckdb.DuckDBPyConnection, lake: str) -> None:
+    for ddl in (JOBS_FOLDED, STEPS_FOLDED, FOLD_MARKS):
+        con.execute(ddl.format(lake=lake))
+    con.execute(f"INSERT INTO {lake}.fold_marks VALUES (-1, -1, now()::TIMESTAMP)")  # noqa: S608
+    for table, column in _MARKED.items():
+        con.execute(f"INSERT INTO {lake}.{table} ({column}) VALUES (now()::TIMESTAMP)")  # noqa: S608
+
+
 #: Ordered migrations of the lake layout; index + 1 is the version each one produces.
-LAKE_MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection, str], None]] = [_v1, _v2]
+LAKE_MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection, str], None]] = [_v1, _v2, _v3]
 LAKE_SCHEMA_VERSION = len(LAKE_MIGRATIONS)
 
 #: Tables written by collectors (maintenance and retention cover these).
 LAKE_TABLES = (
     "spans", "log_records", "metrics", "job_facts", "step_facts", "log_links",
-    "ingested_requests", "log_caps",
+    "ingested_requests", "log_caps", "jobs_folded", "steps_folded", "fold_marks",
 )  # fmt: skip
 
 _ATTEMPTS = 20

@@ -9,6 +9,10 @@
   collector's records, at most one poll interval later.
 * **Lost jobs** (every ``lost_after_s / 4``, at most 15 s): "lost" is a fact appended for
   jobs silent for too long, so a later heartbeat or span still wins.
+* **Folding** (every ``fold_interval_s``, and once right after start;
+  :mod:`jobtrail.storage._lake_fold`): the folded rows of jobs and steps are stored, so
+  reads fold only the facts that arrived since; every collector points its views at the
+  newest pass it sees (its own, or another collector's through :class:`LakeWatch`).
 * **Maintenance** (:mod:`jobtrail.storage._lake_maintenance`): woken every
   ``compact_interval_s`` or retention ``interval_s``, whichever is shorter, it runs what
   :class:`UpkeepSchedule` says is due (retention, compaction, or both).
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -29,8 +35,10 @@ from typing import Any
 import duckdb
 
 from jobtrail.storage._lake_feed import Feed, current_snapshot
+from jobtrail.storage._lake_fold import fold_settled
 from jobtrail.storage._lake_linker import JOB_FACT_SCHEMA, LinkSweep, append
 from jobtrail.storage._lake_maintenance import LakeRetention, maintain
+from jobtrail.storage._lake_views import create_fold_views, fold_marks
 from jobtrail.storage._lake_writer import LakeWriter
 from jobtrail.storage._sql import utcnow
 from jobtrail.storage.lake import LakeDatabase
@@ -40,6 +48,25 @@ log = logging.getLogger(__name__)
 
 _REQUESTS_KEPT = "INTERVAL 1 DAY"
 _FORGET_EVERY_S = 3600.0
+
+
+#: How often a collector stores the folds of jobs and steps (``0`` turns it off; the
+#: benchmark's "before" run); ``JOBTRAIL_LAKE_FOLD_INTERVAL_S`` overrides it.
+_DEFAULT_FOLD_INTERVAL_S = 30.0
+
+
+def resolve_fold_interval(value: float | None = None) -> float:
+    """``value``, else ``JOBTRAIL_LAKE_FOLD_INTERVAL_S``, else the default (30 s).
+
+    Raises:
+        ValueError: The value is negative or not a number.
+    """
+    if value is None:
+        raw = os.environ.get("JOBTRAIL_LAKE_FOLD_INTERVAL_S")
+        value = float(raw) if raw else _DEFAULT_FOLD_INTERVAL_S
+    if not value >= 0:
+        raise ValueError(f"lake fold interval: must be >= 0 seconds, got {value!r}")
+    return value
 
 
 #: Jobs whose facts all arrived before this window are not looked at again for "lost".
@@ -113,6 +140,8 @@ class LakeWatch:
         self._lake = db.lake.name
         self._feed = Feed(self._lake, ("log_records", "job_facts", "step_facts", "log_links"))
         self._feed.start(self._cur)
+        #: The newest fold marks seen (see :mod:`jobtrail.storage._lake_fold`).
+        self.fold_marks = fold_marks(self._cur, self._lake)
 
     @property
     def last_log_id(self) -> int:
@@ -137,6 +166,7 @@ class LakeWatch:
                       UNION ALL SELECT job_id FROM {new["log_links"]})
                     WHERE id IS NOT NULL"""  # noqa: S608 - constants and integers only
             ).fetchall()
+            self.fold_marks = max(self.fold_marks, fold_marks(cur, lake))
         finally:
             cur.execute("ROLLBACK")
         self._feed.advance()
@@ -191,6 +221,7 @@ class LakeTasks:
         retention: LakeRetention | None = None,
         link_interval_s: float = 1.0,
         watch_interval_s: float = 0.5,
+        fold_interval_s: float | None = None,
     ) -> None:
         self.db, self.writer = db, writer
         self.lost_after_s = lost_after_s
@@ -198,11 +229,16 @@ class LakeTasks:
         self.schedule = UpkeepSchedule(retention) if retention is not None else None
         self.link_interval_s = link_interval_s
         self.watch_interval_s = watch_interval_s
+        self.fold_interval_s = resolve_fold_interval(fold_interval_s)
         self.sweep = LinkSweep(db.lake.name)
         self.watch = LakeWatch(db)
+        #: The fold marks this process's views use (they only move forward).
+        self.view_marks = self.watch.fold_marks
         self._swept_snapshot = -1
         self._link_cur = db.cursor()
         self._lost_cur = db.cursor()
+        self._fold_cur = db.cursor()
+        self._fold_lock = threading.Lock()
 
     async def run(
         self, on_commit: Callable[[CommitInfo], None], on_lost: Callable[[set[str]], None]
@@ -223,6 +259,10 @@ class LakeTasks:
                 lambda: self.writer.run(lambda con: forget_old_requests_on_lake(con, lake)),
             ),
         ]
+        if self.fold_interval_s > 0:
+            loops.append(
+                self._every(self.fold_interval_s, "folding", self._fold, first_after_s=1.0)
+            )
         if self.schedule is not None:
             upkeep = partial(self._upkeep, self.schedule)
             loops.append(self._every(self.schedule.wake_every_s, "lake maintenance", upkeep))
@@ -232,6 +272,7 @@ class LakeTasks:
             self.watch.close()
             self._link_cur.close()
             self._lost_cur.close()
+            self._fold_cur.close()
 
     async def _upkeep(self, schedule: UpkeepSchedule) -> None:
         flags = schedule.start(time.monotonic())
@@ -244,8 +285,30 @@ class LakeTasks:
             await self.writer.run(self.sweep)
             self._swept_snapshot = snapshot
 
+    def use_marks(self, marks: tuple[int, int]) -> None:
+        """Point this process's ``jobs``/``steps`` views at newer fold marks (blocking)."""
+        with self._fold_lock:
+            if marks > self.view_marks:
+                create_fold_views(self._fold_cur, self.db.lake.name, marks)
+                self.view_marks = marks
+
+    def fold(self) -> None:
+        """One fold pass, then the views use it (blocking; a lost race skips the round)."""
+        try:
+            with self._fold_lock:
+                report = fold_settled(self._fold_cur, self.db.lake.name)
+        except duckdb.Error as exc:
+            log.info("lake fold skipped (another pass or retention won): %s", exc)
+            return
+        self.use_marks(report.marks)
+
+    async def _fold(self) -> None:
+        await asyncio.to_thread(self.fold)
+
     async def _watch(self, on_commit: Callable[[CommitInfo], None]) -> None:
         info = await asyncio.to_thread(self.watch.poll)
+        if self.watch.fold_marks > self.view_marks:
+            await asyncio.to_thread(self.use_marks, self.watch.fold_marks)
         if info is not None and (info.logs or info.job_ids):
             on_commit(info)
 
@@ -260,10 +323,19 @@ class LakeTasks:
             on_lost(set(lost))
             log.info("%d job(s) lost (no sign of life for %.0f s)", len(lost), timeout)
 
-    async def _every(self, interval_s: float, what: str, step: Callable[[], Any]) -> None:
+    async def _every(
+        self,
+        interval_s: float,
+        what: str,
+        step: Callable[[], Any],
+        *,
+        first_after_s: float | None = None,
+    ) -> None:
         failing = False
+        wait = interval_s if first_after_s is None else first_after_s
         while True:
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(wait)
+            wait = interval_s
             try:
                 await step()
             except WriterClosed:

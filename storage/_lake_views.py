@@ -15,7 +15,9 @@ error fields count only when they come from the current attempt; ``started_at`` 
 earliest, ``last_seen`` the latest; attribute maps are merged in rank order;
 ``logs_dropped`` sums the job's ``log_caps`` rows. Because it is a
 function of the set of facts, it gives the same rows whichever collector stored which fact,
-in whatever order.
+in whatever order. The folds of jobs and steps as of the last fold pass are stored
+(``jobs_folded``, ``steps_folded``; :mod:`jobtrail.storage._lake_fold`), so the views fold
+only the jobs and steps with a fact newer than the pass's marks and read the rest as stored.
 
 ``logs.id`` is the record's DuckLake row id. DuckLake assigns row ids when a transaction
 commits, in commit order, so ids are unique across collectors and a record committed after
@@ -81,7 +83,27 @@ def _current(column: str) -> str:
     )
 
 
-def _jobs_sql(lake: str) -> str:
+#: Columns of ``jobs`` (and ``jobs_folded``) in order, ``logs_dropped`` aside.
+JOB_COLUMNS = (
+    "id", "trace_id", "span_id", "parent_job_id", "parent_span_id", "type", "name",
+    "operation", "owner", "service", "status", "progress", "current_step", "total_steps",
+    "attempt", "started_at", "ended_at", "duration_ms", "error", "error_type", "stack_trace",
+    "result", "cancel_reason", "attributes", "last_seen", "span_received", "attempts",
+)  # fmt: skip
+#: Columns of ``steps`` (and ``steps_folded``) in order.
+STEP_COLUMNS = (
+    "trace_id", "span_id", "parent_span_id", "job_id", "seq", "name", "status", "started_at",
+    "ended_at", "duration_ms", "error", "attributes", "span_received",
+)  # fmt: skip
+
+
+def job_fold_sql(lake: str, where: str = "", *, ids: str = "") -> str:
+    """The folded row (:data:`JOB_COLUMNS`) of every job with a fact matching ``where``.
+
+    ``where`` (SQL on ``job_facts``, or empty for all) selects facts; every job they name is
+    folded from *all* its facts, so the rows are the same whichever facts selected them.
+    ``ids`` instead names a relation with the ids to fold (column ``id``).
+    """
     latest = ",\n        ".join(_latest(c) for c in _LATEST)
     scoped = ",\n        ".join(_current(c) for c in _CURRENT_ATTEMPT)
     rank = _rank("coalesce(attempt, 1)", "tier")
@@ -91,9 +113,11 @@ def _jobs_sql(lake: str) -> str:
         f"'started_at': strftime(started_at, {_TS}), 'ended_at': strftime(ended_at, {_TS}), "
         "'duration_ms': duration_ms, 'span_id': span_id}"
     )
-    facts = f"(SELECT *, coalesce(attempt, 1) AS a, {rank} AS k FROM {lake}.job_facts)"
+    chosen = f"WHERE id IN (SELECT id FROM {lake}.job_facts WHERE {where})" if where else ""
+    if ids:
+        chosen = f"WHERE id IN (SELECT id FROM {ids})"
+    facts = f"(SELECT *, coalesce(attempt, 1) AS a, {rank} AS k FROM {lake}.job_facts {chosen})"
     return f"""
-CREATE OR REPLACE VIEW jobs AS
 SELECT id, trace_id, span_id, parent_job_id, parent_span_id, type, name, operation, owner,
     service, coalesce(status_, 'pending') AS status,
     CASE WHEN span_attempt_ = top_ AND status = 'completed' AND span_progress_null_
@@ -106,8 +130,7 @@ SELECT id, trace_id, span_id, parent_job_id, parent_span_id, type, name, operati
     error_ AS error, error_type_ AS error_type, stack_trace_ AS stack_trace,
     result, cancel_reason, {_ATTRS_MERGED}, last_seen,
     coalesce(span_attempt_ = top_, false) AS span_received,
-    to_json(coalesce(attempts_, []))::JSON AS attempts,
-    coalesce(caps.dropped_, 0)::BIGINT AS logs_dropped
+    to_json(coalesce(attempts_, []))::JSON AS attempts
 FROM (
     SELECT id,
         max(a) AS top_,
@@ -125,16 +148,23 @@ FROM (
         SELECT id, a, arg_max({attempt_entry}, k) AS entry
         FROM {facts} WHERE tier = 1 GROUP BY id, a
     ) GROUP BY id
-) att USING (id) LEFT JOIN (  -- what the per-job log cap dropped
-    SELECT job_id AS id, sum(dropped) AS dropped_ FROM {lake}.log_caps GROUP BY job_id
-) caps USING (id)"""
+) att USING (id)"""
 
 
-def _steps_sql(lake: str) -> str:
+def step_fold_sql(lake: str, where: str = "", *, keys: str = "") -> str:
+    """The folded row (:data:`STEP_COLUMNS`) of every step with a fact matching ``where``
+    (or whose ``(trace_id, span_id)`` is in the relation ``keys``)."""
     head = ", ".join(_latest(c) for c in ("parent_span_id", "job_id", "seq", "name"))
     tail = ", ".join(_latest(c) for c in ("ended_at", "duration_ms", "error"))
+    chosen = (
+        f"WHERE (trace_id, span_id) IN (SELECT (trace_id, span_id) FROM {lake}.step_facts "
+        f"WHERE {where})"
+        if where
+        else ""
+    )
+    if keys:
+        chosen = f"WHERE (trace_id, span_id) IN (SELECT (trace_id, span_id) FROM {keys})"
     return f"""
-CREATE OR REPLACE VIEW steps AS
 SELECT trace_id, span_id, parent_span_id, job_id, seq, name, status, started_at, ended_at,
     duration_ms, error, {_ATTRS_MERGED}, span_received
 FROM (
@@ -143,9 +173,48 @@ FROM (
         min(started_at) AS started_at, {tail},
         {_ATTRS_LIST},
         bool_or(tier = 1) AS span_received
-    FROM (SELECT *, {_rank("tier")} AS k FROM {lake}.step_facts) f
+    FROM (SELECT *, {_rank("tier")} AS k FROM {lake}.step_facts {chosen}) f
     GROUP BY trace_id, span_id
 )"""
+
+
+def _jobs_sql(lake: str, upto: int) -> str:
+    """``jobs``: folded rows for jobs with no fact after ``upto``, the others folded now."""
+    columns = ", ".join(JOB_COLUMNS)
+    late = ""
+    if upto < 0:
+        rows = job_fold_sql(lake)
+    else:
+        # The ids with a fact after the marks, read once (a constant bound on rowid skips
+        # every older file) and used by both parts.
+        late = (
+            f"WITH late_ AS MATERIALIZED (SELECT DISTINCT id FROM {lake}.job_facts "
+            f"WHERE rowid > {int(upto)} AND id IS NOT NULL)"
+        )
+        rows = f"""
+SELECT {columns} FROM {lake}.jobs_folded f
+WHERE f.id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM late_ n WHERE n.id = f.id)
+UNION ALL {job_fold_sql(lake, ids="late_")}"""
+    return f"""
+CREATE OR REPLACE VIEW jobs AS {late}
+SELECT {columns}, coalesce(caps.dropped_, 0)::BIGINT AS logs_dropped
+FROM ({rows}) j LEFT JOIN (  -- what the per-job log cap dropped
+    SELECT job_id AS id, sum(dropped) AS dropped_ FROM {lake}.log_caps GROUP BY job_id
+) caps USING (id)"""
+
+
+def _steps_sql(lake: str, upto: int) -> str:
+    """``steps``: folded rows for steps with no fact after ``upto``, the others folded now."""
+    if upto < 0:
+        return f"CREATE OR REPLACE VIEW steps AS {step_fold_sql(lake)}"
+    return f"""
+CREATE OR REPLACE VIEW steps AS
+WITH late_ AS MATERIALIZED (
+    SELECT DISTINCT trace_id, span_id FROM {lake}.step_facts WHERE rowid > {int(upto)})
+SELECT {", ".join(STEP_COLUMNS)} FROM {lake}.steps_folded f
+WHERE f.span_id IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM late_ n WHERE n.trace_id = f.trace_id AND n.span_id = f.span_id)
+UNION ALL {step_fold_sql(lake, keys="late_")}"""
 
 
 _LOG_COLUMNS = (
@@ -161,8 +230,16 @@ _LOG_TAIL = (
 def _logs_sql(lake: str) -> str:
     head = ", ".join(f"l.{c}" for c in _LOG_COLUMNS)
     tail = ", ".join(f"l.{c}" for c in _LOG_TAIL)
-    # Records that named their job (or can name none) need no join; only the others are
-    # looked up in log_links, so a filter on job_id still reaches the scan of the first part.
+    unlinked = "l.job_id IS NULL AND l.trace_id IS NOT NULL AND l.span_id IS NOT NULL"
+    links = f"""(
+    SELECT trace_id, span_id, any_value(job_id) AS job_id, any_value(step) AS step,
+           any_value(step_span_id) AS step_span_id
+    FROM {lake}.log_links GROUP BY trace_id, span_id
+) k"""
+    # Three parts, so that a filter on job_id reaches a scan in each: records that named
+    # their job (or can name none); records linked later (an inner join whose small side,
+    # log_links, takes the filter); and records no link names, whose job_id is a constant
+    # NULL (a filter on it removes that part when the query is planned).
     return f"""
 CREATE OR REPLACE VIEW logs AS
 SELECT l.rowid AS id, {head}, l.job_id, l.step, l.step_span_id, {tail}
@@ -170,13 +247,36 @@ FROM {lake}.log_records l
 WHERE l.rowid > 0 AND (l.job_id IS NOT NULL OR l.trace_id IS NULL OR l.span_id IS NULL)
 UNION ALL
 SELECT l.rowid AS id, {head}, k.job_id, k.step, k.step_span_id, {tail}
+FROM {lake}.log_records l JOIN {links} ON k.trace_id = l.trace_id AND k.span_id = l.span_id
+WHERE {unlinked}
+UNION ALL
+SELECT l.rowid AS id, {head}, NULL::VARCHAR AS job_id, NULL::VARCHAR AS step,
+    NULL::VARCHAR AS step_span_id, {tail}
 FROM {lake}.log_records l
-LEFT JOIN (
-    SELECT trace_id, span_id, any_value(job_id) AS job_id, any_value(step) AS step,
-           any_value(step_span_id) AS step_span_id
-    FROM {lake}.log_links GROUP BY trace_id, span_id
-) k ON k.trace_id = l.trace_id AND k.span_id = l.span_id
-WHERE l.job_id IS NULL AND l.trace_id IS NOT NULL AND l.span_id IS NOT NULL"""
+WHERE {unlinked} AND NOT EXISTS (
+    SELECT 1 FROM {lake}.log_links k WHERE k.trace_id = l.trace_id AND k.span_id = l.span_id)"""
+
+
+def fold_marks(con: duckdb.DuckDBPyConnection, lake: str) -> tuple[int, int]:
+    """The fact row ids the folded tables cover: ``(job_facts, step_facts)``; -1 for none."""
+    row = con.execute(
+        f"SELECT max(job_facts_upto), max(step_facts_upto) FROM {lake}.fold_marks"  # noqa: S608
+    ).fetchone()
+    if not row or row[0] is None:
+        return (-1, -1)
+    return (int(row[0]), int(row[1]))
+
+
+def create_fold_views(con: duckdb.DuckDBPyConnection, lake: str, marks: tuple[int, int]) -> None:
+    """(Re)create ``jobs`` and ``steps`` for the folded tables as of ``marks``.
+
+    The marks are written into the views as constants, so the filter ``rowid > mark``
+    reaches the scan and skips every file and row group below it. Older marks than the
+    lake's are always correct (more facts are folded when read); newer ones never occur,
+    because a process learns marks only from a committed pass.
+    """
+    con.execute(_jobs_sql(lake, marks[0]))
+    con.execute(_steps_sql(lake, marks[1]))
 
 
 def create_read_views(con: duckdb.DuckDBPyConnection, lake: str) -> None:
@@ -185,8 +285,7 @@ def create_read_views(con: duckdb.DuckDBPyConnection, lake: str) -> None:
 
     for name in ("spans", "metrics", "jobtrail_schema", "ingested_requests"):
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {lake}.{name}")  # noqa: S608
-    con.execute(_jobs_sql(lake))
-    con.execute(_steps_sql(lake))
+    create_fold_views(con, lake, fold_marks(con, lake))
     con.execute(_logs_sql(lake))
     # Embedded files narrow one job's logs by an id range; on a lake every job's range is
     # open (the filter on job_id does the work), which keeps the same queries valid.

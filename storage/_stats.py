@@ -85,7 +85,9 @@ def _job_stats(
         "by_status": dict(sorted(by_status.items())),
         "by_type": dict(sorted(by_type.items())),
         "success_rate": completed / (completed + failed) if completed + failed else None,
-        "duration_ms": {"avg": avg, "p50": p50, "p95": p95},
+        # Microseconds are the stored precision: rounding there also makes the average
+        # independent of the order rows were summed in (two lake collectors may differ).
+        "duration_ms": {"avg": None if avg is None else round(avg, 3), "p50": p50, "p95": p95},
     }
     return stats, first, last
 

@@ -26,8 +26,12 @@ def lake_section(**lake: object) -> dict[str, object]:
 
 def test_config_reads_the_lake_section() -> None:
     cfg = ServerConfig.from_mapping(
-        lake_section(catalog="postgres:dbname=j host=db", data_path="s3://b/p",
-                     commit_interval="2s", data_inlining_row_limit=100)  # fmt: skip
+        lake_section(
+            catalog="postgres:dbname=j host=db",
+            data_path="s3://b/p",
+            commit_interval="2s",
+            data_inlining_row_limit=100,
+        )  # fmt: skip
     )
     assert (cfg.lake_catalog, cfg.lake_data_path) == ("postgres:dbname=j host=db", "s3://b/p")
     assert cfg.lake_commit_interval_s == 2.0 and cfg.lake_data_inlining_row_limit == 100
@@ -91,8 +95,9 @@ async def test_catalog_down_means_retry_later_and_nothing_lost(tmp_path: Path) -
     cluster.start()
     try:
         lake = open_lake(
-            LakeConfig(catalog=cluster.catalog(), data_path=str(tmp_path / "lake"),
-                       commit_interval_s=0.0),  # fmt: skip
+            LakeConfig(
+                catalog=cluster.catalog(), data_path=str(tmp_path / "lake"), commit_interval_s=0.0
+            ),  # fmt: skip
             lost_after_s=60,
         )
         lake.writer.start()

@@ -47,7 +47,9 @@ def live_files(cur: duckdb.DuckDBPyConnection) -> int:
     total = 0
     tables = cur.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake'")
     for (table,) in tables.fetchall():
-        row = cur.execute(f"SELECT count(*) FROM ducklake_list_files('lake', '{table}')").fetchone()
+        row = cur.execute(
+            f"SELECT count(data_file) + count(delete_file) FROM ducklake_list_files('lake', '{table}')"
+        ).fetchone()
         total += row[0] if row else 0
     return total
 
