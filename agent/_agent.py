@@ -138,7 +138,7 @@ class Agent(ExecuteMixin):
             log_export_delay_ms: Log batch delay (env ``JOBTRAIL_LOG_EXPORT_DELAY_MS``,
                 ``OTEL_BLRP_SCHEDULE_DELAY``; default 200).
             span_export_delay_ms: Span batch delay (env ``JOBTRAIL_SPAN_EXPORT_DELAY_MS``,
-                ``OTEL_BSP_SCHEDULE_DELAY``; default 500).
+                ``OTEL_BSP_SCHEDULE_DELAY``; default 200).
             max_queue_size: Per-signal export queue (env ``JOBTRAIL_MAX_QUEUE_SIZE``;
                 default 100000); overflow drops the oldest and is counted.
             max_queue_mib: Per-signal bound of the same queue in (estimated) MiB (env

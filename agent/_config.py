@@ -29,7 +29,9 @@ _DEFAULT_ENDPOINTS = {
     PROTOCOL_HTTP: "http://localhost:4318",
 }
 _DEFAULT_LOG_EXPORT_DELAY_MS = 200
-_DEFAULT_SPAN_EXPORT_DELAY_MS = 500
+#: As short as the log delay: a job's span carries its final status, so this delay is most
+#: of the time until a finished job shows as finished (batches still fill at high rates).
+_DEFAULT_SPAN_EXPORT_DELAY_MS = 200
 _DEFAULT_MAX_QUEUE_SIZE = 100_000
 _DEFAULT_MAX_QUEUE_MIB = 32.0
 _DEFAULT_SPOOL_MAX_MIB = 128.0

@@ -9,7 +9,7 @@ Variants, each exporting over OTLP/gRPC to the same server:
   ``BatchLogRecordProcessor`` around the OTLP gRPC exporters); the same job span, step
   spans and log lines with the same attributes, written by hand.
 * ``sdk-sized``: the same bare-SDK code with the processors sized like the agent's
-  (queue 100000, batch 512, delays 500/200 ms): the agent's API cost alone.
+  (queue 100000, batch 512, delays 200/200 ms): the agent's API cost alone.
 
 Modes: ``overhead`` runs ``--jobs`` jobs of 10 steps x 10 lines in a tight loop and times
 each; ``burst`` logs at ``--rate`` lines/s for ``--seconds`` inside one job.
@@ -47,7 +47,7 @@ def _sdk(endpoint: str, service: str, sized: bool) -> tuple[Any, Any, Any, Any]:
     log_kw: dict[str, Any] = {}
     if sized:
         span_kw = {"max_queue_size": 100_000, "max_export_batch_size": 512,
-                   "schedule_delay_millis": 500}  # fmt: skip
+                   "schedule_delay_millis": 200}  # fmt: skip
         log_kw = {"max_queue_size": 100_000, "max_export_batch_size": 512,
                   "schedule_delay_millis": 200}  # fmt: skip
     url = f"http://{endpoint}"
