@@ -40,13 +40,13 @@ from dataclasses import dataclass
 import duckdb
 
 from jobtrail.storage._lake_views import (
-    JOB_COLUMNS,
-    STEP_COLUMNS,
     create_fold_views,
     fold_marks,
     job_fold_sql,
     step_fold_sql,
 )
+from jobtrail.storage._sql import transaction
+from jobtrail.storage.derive import JOB_COLUMNS, STEP_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,7 @@ def fold_settled(cur: duckdb.DuckDBPyConnection, lake: str) -> FoldReport:
     skips the round); nothing is written then.
     """
     started = time.monotonic()
-    cur.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(cur):
         old_jobs, old_steps = fold_marks(cur, lake)
         new_jobs = _max_rowid(cur, f"{lake}.job_facts", old_jobs)
         new_steps = _max_rowid(cur, f"{lake}.step_facts", old_steps)
@@ -107,13 +106,6 @@ def fold_settled(cur: duckdb.DuckDBPyConnection, lake: str) -> FoldReport:
             f"INSERT INTO {lake}.fold_marks VALUES (?, ?, now()::TIMESTAMP)",  # noqa: S608
             [new_jobs, new_steps],
         )
-        cur.execute("COMMIT")
-    except BaseException:
-        try:
-            cur.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
     report = FoldReport((new_jobs, new_steps), jobs, steps, time.monotonic() - started)
     log.debug("lake fold: %d jobs, %d steps in %.2f s", jobs, steps, report.seconds)
     return report

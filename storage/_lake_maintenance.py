@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from jobtrail.storage._lake_retention import Capped, cap_logs_on_lake
+from jobtrail.storage._sql import transaction
 
 if TYPE_CHECKING:
     from jobtrail.storage.lake import LakeDatabase
@@ -181,8 +182,7 @@ def expire(
     system_age_s = retention.system_logs_max_age_s or retention.max_age_s
     system_age = f"now()::TIMESTAMP - INTERVAL {int(system_age_s)} SECOND"
     deleted: dict[str, int] = {}
-    cur.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(cur, commit=not dry_run):
         cur.execute(
             f"""CREATE TEMP TABLE _lake_old AS
                 SELECT trace_id FROM jobs WHERE trace_id IS NOT NULL GROUP BY trace_id
@@ -228,11 +228,4 @@ def expire(
                     cur.execute(f"DELETE FROM {lake}.{table} WHERE {statements[table]}")  # noqa: S608
                 deleted[table] = int(row[0])
         cur.execute("DROP TABLE _lake_old")
-        cur.execute("ROLLBACK" if dry_run else "COMMIT")
-    except BaseException:
-        try:
-            cur.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
     return deleted

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from jobtrail.storage._sql import transaction
+
 
 @dataclass(frozen=True, slots=True)
 class Capped:
@@ -40,8 +42,7 @@ def cap_logs_on_lake(
     if keep < 2:
         raise ValueError("max_logs_per_job must be at least 2 (first and last records)")
     first, last = keep // 2, keep - keep // 2
-    cur.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(cur, commit=not dry_run):
         # Only jobs that have facts (records naming an unknown job wait for its facts).
         cur.execute(
             f"""CREATE OR REPLACE TEMP TABLE _lake_cap AS
@@ -69,11 +70,4 @@ def cap_logs_on_lake(
                     SELECT job_id, count(*), now()::TIMESTAMP FROM _lake_cap GROUP BY job_id"""  # noqa: S608
             )
         cur.execute("DROP TABLE _lake_cap")
-        cur.execute("ROLLBACK" if dry_run else "COMMIT")
-    except BaseException:
-        try:
-            cur.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
     return capped

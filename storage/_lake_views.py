@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import duckdb
 
+from jobtrail.storage.derive import JOB_COLUMNS, STEP_COLUMNS  # the tables' column order
+
 _TS = "'%Y-%m-%dT%H:%M:%S.%fZ'"
 
 
@@ -81,20 +83,6 @@ def _current(column: str) -> str:
         f"CASE WHEN max(k) FILTER (WHERE {column} IS NOT NULL) >> 100 = max(a) "
         f"THEN arg_max({column}, k) FILTER (WHERE {column} IS NOT NULL) END AS {column}_"
     )
-
-
-#: Columns of ``jobs`` (and ``jobs_folded``) in order, ``logs_dropped`` aside.
-JOB_COLUMNS = (
-    "id", "trace_id", "span_id", "parent_job_id", "parent_span_id", "type", "name",
-    "operation", "owner", "service", "status", "progress", "current_step", "total_steps",
-    "attempt", "started_at", "ended_at", "duration_ms", "error", "error_type", "stack_trace",
-    "result", "cancel_reason", "attributes", "last_seen", "span_received", "attempts",
-)  # fmt: skip
-#: Columns of ``steps`` (and ``steps_folded``) in order.
-STEP_COLUMNS = (
-    "trace_id", "span_id", "parent_span_id", "job_id", "seq", "name", "status", "started_at",
-    "ended_at", "duration_ms", "error", "attributes", "span_received",
-)  # fmt: skip
 
 
 def job_fold_sql(lake: str, where: str = "", *, ids: str = "") -> str:

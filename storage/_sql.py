@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,6 +94,20 @@ def snapshot(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
     finally:
         cur.execute("ROLLBACK")
+
+
+@contextmanager
+def transaction(cur: duckdb.DuckDBPyConnection, *, commit: bool = True) -> Iterator[None]:
+    """One write transaction: committed at the end (rolled back when ``commit`` is false,
+    as for a dry run), rolled back on any exception, which then propagates."""
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        cur.execute("COMMIT" if commit else "ROLLBACK")  # a failed COMMIT is rolled back too
+    except BaseException:
+        with suppress(duckdb.Error):  # the connection may be gone: the first error matters
+            cur.execute("ROLLBACK")
+        raise
 
 
 def parse_json(text: str | None, default: Any = None) -> Any:
