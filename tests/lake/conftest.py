@@ -14,9 +14,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from lakehelp import open_pair  # noqa: E402
 from pg import PostgresCluster, unavailable_reason  # noqa: E402
 
-from jobtrail.storage.lake import LakeConfig, LakeStorage, open_lake  # noqa: E402
+from jobtrail.storage.lake import LakeConfig, LakeStorage  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -56,12 +57,5 @@ def two(lake_config: LakeConfig) -> Iterator[tuple[LakeStorage, LakeStorage]]:
     Synchronous on purpose: the writer threads answer each caller on its own event loop,
     so one pair serves every test of the module.
     """
-    pair = (open_lake(lake_config, lost_after_s=60), open_lake(lake_config, lost_after_s=60))
-    for side in pair:
-        side.writer.start()
-    try:
+    with open_pair(lake_config) as pair:
         yield pair
-    finally:
-        for side in pair:
-            side.writer.close()
-            side.db.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from jobtrail.collector import decode_logs, decode_traces
-from jobtrail.storage.lake import LakeStorage
+from jobtrail.storage.lake import LakeConfig, LakeStorage, open_lake
 from jobtrail.storage.writer import BatchWriter
 
 Request = tuple[str, Any]  # ("traces" | "logs", request)
@@ -21,3 +23,17 @@ async def settle(*sides: LakeStorage) -> None:
     """Run every collector's link sweep (what the periodic task does every second)."""
     for side in sides:
         await side.writer.run(side.tasks.sweep)
+
+
+@contextlib.contextmanager
+def open_pair(lake_config: LakeConfig) -> Iterator[tuple[LakeStorage, LakeStorage]]:
+    """Two collectors' storage on one lake, writers started; closed on exit."""
+    pair = (open_lake(lake_config, lost_after_s=60), open_lake(lake_config, lost_after_s=60))
+    for side in pair:
+        side.writer.start()
+    try:
+        yield pair
+    finally:
+        for side in pair:
+            side.writer.close()
+            side.db.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from lakehelp import settle, store
+from lakehelp import open_pair, settle, store
 from otlp_build import log, logs_request, new_span_id, new_trace_id, span, traces_request
 from test_lake_storage import _logs, _normalise, embedded_answers, scenario
 
@@ -25,21 +25,14 @@ from jobtrail.storage._lake_maintenance import LakeRetention, expire
 from jobtrail.storage._lake_tasks import mark_lost_on_lake
 from jobtrail.storage._lake_views import create_fold_views, fold_marks
 from jobtrail.storage._query_model import StatsFilter
-from jobtrail.storage.lake import LakeConfig, LakeStorage, open_lake
+from jobtrail.storage.lake import LakeConfig, LakeStorage
 
 
 @pytest.fixture
 def pair(lake_config: LakeConfig) -> Iterator[tuple[LakeStorage, LakeStorage]]:
     """Two collectors on a lake of this module (fresh job ids per test keep tests apart)."""
-    sides = (open_lake(lake_config, lost_after_s=60), open_lake(lake_config, lost_after_s=60))
-    for side in sides:
-        side.writer.start()
-    try:
+    with open_pair(lake_config) as sides:
         yield sides
-    finally:
-        for side in sides:
-            side.writer.close()
-            side.db.close()
 
 
 def answers(cur: Any, ids: dict[str, str]) -> dict[str, Any]:
