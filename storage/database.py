@@ -11,6 +11,8 @@ merge a pending write-ahead log into the file when it closes).
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import threading
 from pathlib import Path
 
@@ -23,6 +25,22 @@ _DUCKDB_MAGIC = b"DUCK"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _Config = dict[str, str | bool | int | float | list[str]]
+
+
+def _remember_absent_pandas() -> None:
+    """Make ``import pandas`` fail at once when pandas is not installed.
+
+    DuckDB's Python client tries to import pandas on every parameterised statement and
+    every registered table to recognise pandas objects; a failed import is not cached, so
+    each attempt searches ``sys.path`` again (~0.3 ms here, about a fifth of the writer's
+    time under load). A ``None`` entry in ``sys.modules`` is Python's own "known absent"
+    marker; it changes nothing for a program that has pandas installed.
+    """
+    if "pandas" not in sys.modules and importlib.util.find_spec("pandas") is None:
+        sys.modules["pandas"] = None  # type: ignore[assignment]
+
+
+_remember_absent_pandas()
 
 
 class DatabaseError(RuntimeError):
