@@ -1,0 +1,33 @@
+"""Row lookups by literal key lists: quoting must keep any id intact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from jobtrail.storage import Database
+from jobtrail.storage._row_access import RowAccess, sql_strings
+
+ODD_IDS = ["o'brien", "back\\slash", "semi; DROP TABLE jobs; --", "ünïcode", "'"]
+
+
+def test_sql_strings_doubles_quotes_and_refuses_nul() -> None:
+    assert sql_strings(["a'b", "c"]) == "'a''b', 'c'"
+    assert sql_strings(["ok", "nul\x00"]) is None
+    assert sql_strings([]) is None
+
+
+def test_odd_job_ids_are_found_and_replaced(tmp_path: Path) -> None:
+    db = Database(tmp_path / "db.duckdb")
+    con = db.con.cursor()
+    con.execute("INSERT INTO jobs (id, type, status) SELECT unnest(?), 't', 'running'", [ODD_IDS])
+    access = RowAccess(con)
+    found = access.jobs([*ODD_IDS, "absent"])
+    assert sorted(found) == sorted(ODD_IDS)
+    rows = pa.table({"id": ODD_IDS, "type": ["t"] * 5, "status": ["completed"] * 5})
+    access.write("jobs", rows, {job_id: job_id for job_id in ODD_IDS})
+    stored = con.execute("SELECT id, status FROM jobs ORDER BY id").fetchall()
+    assert stored == sorted((job_id, "completed") for job_id in ODD_IDS)
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'jobs'").fetchone() == (1,)
+    db.close()
