@@ -10,7 +10,10 @@ widened, finally to everything (jobs without a start time sort last and are foun
 
 The answer is the same as the plain query's: if the window holds at least ``limit``
 matches, the newest ``limit`` of all matches are in it, because everything outside it
-started earlier.
+started earlier. A wider window reads only what the narrower ones did not (the matches
+found so far are kept), so a rare match costs one pass over the table, not one per window;
+and a window that would, at the rate of matches seen so far, still not fill the page is
+skipped for the rest of the table.
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ from jobtrail.storage._sql import Where, fetch_dicts, utcnow
 
 #: Windows tried before the whole table; together a small fraction of a month's scan.
 _WINDOWS = (timedelta(hours=1), timedelta(days=1), timedelta(days=7))
-
-
 def newest_jobs(
     cur: duckdb.DuckDBPyConnection,
     select: str,
@@ -48,14 +49,30 @@ def newest_jobs(
         windowed: ``False`` when the page lies among jobs without a start time.
     """
     order = "ORDER BY j.started_at DESC NULLS LAST, j.id DESC LIMIT $limit"
-    params = {**where.params, "limit": limit}
+    joiner = "AND" if where.clauses else "WHERE"
+    found: list[dict[str, Any]] = []
+    newer_than: datetime | None = None  # every match at or after this is in ``found``
     top = before or utcnow()
+    covered = timedelta(0)
     for window in _WINDOWS if windowed else ():
         lower = top - window
         if since is not None and lower <= since:
             break  # the filter's own range is narrower than the window
-        clause = f"{where.sql()} {'AND' if where.clauses else 'WHERE'} j.started_at >= $window"
-        rows = fetch_dicts(cur, f"{select} {clause} {order}", {**params, "window": lower})
-        if len(rows) >= limit:
-            return rows
-    return fetch_dicts(cur, f"{select} {where.sql()} {order}", params)
+        if found and len(found) * (window / covered) < limit / 2:
+            break  # at the density seen so far this window would not fill the page either
+        slice_ = "j.started_at >= $window"
+        if newer_than is not None:
+            slice_ += " AND j.started_at < $newer_than"
+        params = {**where.params, "limit": limit - len(found), "window": lower}
+        if newer_than is not None:
+            params["newer_than"] = newer_than
+        found += fetch_dicts(cur, f"{select} {where.sql()} {joiner} {slice_} {order}", params)
+        if len(found) >= limit:
+            return found
+        newer_than, covered = lower, window
+    params = {**where.params, "limit": limit - len(found)}
+    rest = where.sql()
+    if newer_than is not None:  # only what the windows did not cover: each row is read once
+        rest += f" {joiner} (j.started_at < $newer_than OR j.started_at IS NULL)"
+        params["newer_than"] = newer_than
+    return found + fetch_dicts(cur, f"{select} {rest} {order}", params)

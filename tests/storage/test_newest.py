@@ -66,6 +66,7 @@ def _paged(cur: duckdb.DuckDBPyConnection, flt: q.JobFilter, limit: int) -> list
     [
         (q.JobFilter(), "", {}),
         (q.JobFilter(q="needle"), "WHERE j.name ILIKE '%needle%'", {}),
+        (q.JobFilter(q="NeEdLe 9"), "WHERE j.name ILIKE '%needle 9%'", {}),
         (q.JobFilter(statuses=("failed",)), "WHERE j.status = 'failed'", {}),
         (q.JobFilter(type="rare", owner="ann"), "WHERE j.type = 'rare' AND j.owner = 'ann'", {}),
         (
@@ -74,7 +75,7 @@ def _paged(cur: duckdb.DuckDBPyConnection, flt: q.JobFilter, limit: int) -> list
             {"since": "since"},
         ),
     ],
-    ids=["all", "q", "status", "type-owner", "since"],
+    ids=["all", "q", "q-case", "status", "type-owner", "since"],
 )
 @pytest.mark.parametrize("limit", [9, 100])
 def test_pages_equal_the_plain_query(
