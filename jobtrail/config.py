@@ -175,7 +175,8 @@ class ServerConfig:
     memory_check_interval_s: float = 0.5
     batch_max_records: int = 50_000
     queue_max_records: int = 500_000
-    queue_max_mib: float = 256
+    #: None: half the memory limiter's spike headroom, at most 256 (see :meth:`write_queue_bytes`).
+    queue_max_mib: float | None = None
     lost_after_s: float = 120.0
     retention_max_age_s: float = 30 * 86400.0
     retention_system_logs_max_age_s: float | None = None  # None: as retention_max_age_s
@@ -332,6 +333,23 @@ class ServerConfig:
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         """Apply CLI flags (``None`` means not given)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def write_queue_bytes(self) -> int:
+        """Bytes of accepted, uncommitted batches the writer may hold.
+
+        Once RSS passes the memory limiter's soft limit new data is refused, but what is
+        queued still has to be committed within the spike headroom; so unless
+        ``sending_queue.max_mib`` says otherwise the queue takes half of that headroom,
+        between 16 and 256 MiB: 205 MiB at the default 2048 MiB limit, 51 MiB at 512.
+        """
+        if self.queue_max_mib is not None:
+            return int(self.queue_max_mib * 1024 * 1024)
+        mib = 256.0
+        if self.memory_limit_mib > 0:
+            spike = self.memory_spike_limit_mib
+            spike = self.memory_limit_mib * 0.2 if spike is None else spike
+            mib = min(mib, max(16.0, spike / 2))
+        return int(mib * 1024 * 1024)
 
     def retention_policy(self) -> RetentionPolicy:
         """``exporters.duckdb.retention`` for the storage layer (imported only when asked)."""

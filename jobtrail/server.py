@@ -143,7 +143,7 @@ def _open_storage(cfg: ServerConfig) -> tuple[Database, BatchWriter, LakeStorage
     limits = {
         "max_group_records": cfg.batch_max_records,
         "max_queued_records": cfg.queue_max_records,
-        "max_queued_bytes": int(cfg.queue_max_mib * 1024 * 1024),
+        "max_queued_bytes": cfg.write_queue_bytes(),
     }
     if cfg.lake_catalog is None or cfg.lake_data_path is None:
         db = Database(cfg.db_path, memory_limit_bytes=cfg.db_memory_limit_bytes)

@@ -81,6 +81,10 @@ class Database:
             "allow_community_extensions": False,
             "python_enable_replacements": False,
             "lock_configuration": True,
+            # A page (``ORDER BY ... LIMIT n``) reads the sort keys first and fetches whole
+            # rows only for the n it returns; DuckDB does so up to 50 rows by default, one
+            # short of a default jobs page (limit + 1). 100k jobs, no filter: 96 -> 39 ms.
+            "late_materialization_max_rows": 1001,
         }
         if threads:
             config["threads"] = threads
