@@ -52,6 +52,7 @@ _SCHEMA: dict[str, Any] = {
         "duckdb": {
             "path": str,
             "memory_limit": (str, int),
+            "threads": int,
             "sending_queue": {"queue_size": int, "max_mib": _NUM},
             "retention": {
                 "max_age": str,
@@ -162,6 +163,8 @@ class ServerConfig:
     db_path: str = "jobtrail.duckdb"
     #: DuckDB's own memory cap (its buffer cache, query memory); ``None``: DuckDB's default.
     db_memory_limit_bytes: int | None = None
+    #: DuckDB worker threads; None: all usable cores but one (see :meth:`duckdb_threads`).
+    db_threads: int | None = None
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 4317
     http_host: str = "127.0.0.1"
@@ -268,6 +271,10 @@ class ServerConfig:
             if limit < 16 * 1024 * 1024:
                 raise ConfigError("exporters.duckdb.memory_limit: must be at least 16MiB")
             changes["db_memory_limit_bytes"] = limit
+        if duck.get("threads") is not None:
+            if duck["threads"] < 1:
+                raise ConfigError("exporters.duckdb.threads: must be at least 1")
+            changes["db_threads"] = duck["threads"]
         queue = duck.get("sending_queue") or {}
         if queue.get("queue_size") is not None:
             if queue["queue_size"] <= 0:
@@ -333,6 +340,21 @@ class ServerConfig:
     def with_overrides(self, **overrides: Any) -> ServerConfig:
         """Apply CLI flags (``None`` means not given)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def duckdb_threads(self) -> int:
+        """DuckDB's worker threads: as configured, else every usable core but one.
+
+        The Python side of ingest (decoding requests, the writer thread) keeps about one
+        core busy; DuckDB threads competing with it for that core cost more than they
+        give: on 2 cores, storing a batch took half the CPU with 1 thread than with 2
+        (docs/benchmarks.md, round 4), while scans over millions of rows want the rest.
+        """
+        if self.db_threads is not None:
+            return self.db_threads
+        usable = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
+        return max(1, (usable or 1) - 1)
 
     def write_queue_bytes(self) -> int:
         """Bytes of accepted, uncommitted batches the writer may hold.

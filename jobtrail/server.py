@@ -146,7 +146,11 @@ def _open_storage(cfg: ServerConfig) -> tuple[Database, BatchWriter, LakeStorage
         "max_queued_bytes": cfg.write_queue_bytes(),
     }
     if cfg.lake_catalog is None or cfg.lake_data_path is None:
-        db = Database(cfg.db_path, memory_limit_bytes=cfg.db_memory_limit_bytes)
+        db = Database(
+            cfg.db_path,
+            memory_limit_bytes=cfg.db_memory_limit_bytes,
+            threads=cfg.duckdb_threads(),
+        )
         return db, BatchWriter(db, **limits), None
     from jobtrail.storage.lake import LakeConfig, S3Settings, open_lake
 

@@ -1,8 +1,12 @@
-"""The write queue's byte bound follows the memory limiter unless configured."""
+"""Storage resources that follow the machine and the memory limiter unless configured."""
 
 from __future__ import annotations
 
-from jobtrail.config import ServerConfig
+import os
+
+import pytest
+
+from jobtrail.config import ConfigError, ServerConfig
 
 MIB = 1024 * 1024
 
@@ -26,3 +30,11 @@ def test_queue_bound_is_clamped_and_configurable() -> None:
     assert _cfg({"memory_limiter": {"limit_mib": 0}}).write_queue_bytes() == 256 * MIB
     configured = _cfg({"memory_limiter": {"limit_mib": 512}}, {"sending_queue": {"max_mib": 300}})
     assert configured.write_queue_bytes() == 300 * MIB
+
+
+def test_duckdb_threads_leave_a_core_to_python() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert _cfg({}).duckdb_threads() == max(1, cores - 1)
+    assert _cfg({}, {"threads": 3}).duckdb_threads() == 3
+    with pytest.raises(ConfigError, match="exporters.duckdb.threads"):
+        _cfg({}, {"threads": 0})
