@@ -3,7 +3,8 @@
 Without a name ingest, query, agent, overload and peer run, in that order (the overload
 benchmark reuses the ingest run's sustainable rate; peer is skipped without Prefect 3);
 ``ingest-full`` (ingest into the query benchmark's bulk database against an empty file) and
-``lake`` (which starts a throwaway PostgreSQL) run when named. Each one's result goes to
+``lake`` (which starts a throwaway PostgreSQL) and ``writer`` (the writer alone, against a
+floor of raw inserts) run when named. Each one's result goes to
 ``bench/results/<name>.json``; the table is printed at the end, and ``--markdown FILE``
 writes it for docs/benchmarks.md.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 from bench import _util as u
 
-NAMES = ("ingest", "query", "agent", "overload", "peer", "ingest-full", "lake")
+NAMES = ("ingest", "query", "agent", "overload", "peer", "ingest-full", "lake", "writer")
 #: Run when no name is given (``lake`` needs PostgreSQL's binaries: ask for it by name).
 DEFAULT_NAMES = ("ingest", "query", "agent", "overload", "peer")
 
@@ -137,6 +138,17 @@ def main(argv: list[str] | None = None) -> int:
         u.write_result("lake", res)
         results["lake"] = res
         table_rows += lake.rows(res)
+
+    if "writer" in names:
+        from bench import writer
+
+        t, p0 = time.monotonic(), u.cpu_pressure_total_us()
+        res = writer.run(quick=args.quick, repeats=args.repeats)
+        res["machine"], res["seconds"] = info, time.monotonic() - t
+        res["cpu_pressure_pct"] = _pressure(p0, t)
+        u.write_result("writer", res)
+        results["writer"] = res
+        table_rows += writer.rows(res)
 
     total = time.monotonic() - started
     header = ("benchmark", "figure", "median (min–max) or p50 / p95")

@@ -1,0 +1,172 @@
+"""The writer alone: CPU per stored record, against a floor, with DuckDB on 1 and 2 threads.
+
+Where does the ingest CPU go once a request is decoded? Each run decodes the ingest
+workload's requests (``--units`` units of 40 jobs, :mod:`bench.workload`) up front, then
+feeds the batches to a :class:`~jobtrail.storage.writer.BatchWriter` on a fresh file, eight
+writes in flight (as concurrent Export calls would), and counts the process's CPU seconds
+while they are stored. Variants:
+
+* ``writer``: the production writer (spans, logs, jobs and steps linked, log counts and
+  ranges, retry digests), exactly as ``jobtrail serve`` runs it;
+* ``floor``: the same batches with only the raw ``spans`` and ``logs`` rows inserted and
+  committed in the same groups: what DuckDB itself costs, no linking at all.
+
+Each (variant, threads) runs in its own interpreter, alternating, ``--repeats`` times. The
+decode cost per record of the same process is printed beside it for scale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import _util as u
+
+VARIANTS = (("writer", 2), ("writer", 1), ("floor", 2), ("floor", 1))
+
+
+def _child(variant: str, threads: int, units: int) -> dict[str, Any]:
+    import pyarrow as pa
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from bench.workload import build_unit, fresh_marker
+    from jobtrail.collector import decode_logs, decode_traces
+    from jobtrail.storage import Database
+    from jobtrail.storage import writer as w
+    from jobtrail.storage.model import Batch
+
+    unit = build_unit(40)
+    requests: list[list[Batch]] = []
+    cpu0 = time.process_time()
+    for i in range(units):
+        traces, logs = unit.patched(fresh_marker(0xBEEF, i))
+        batches = []
+        for body in logs:
+            req = ExportLogsServiceRequest()
+            req.ParseFromString(body)
+            batches.append(decode_logs(req).batch)
+        for body in traces:
+            req_t = ExportTraceServiceRequest()
+            req_t.ParseFromString(body)
+            batches.append(decode_traces(req_t).batch)
+        requests.append(batches)
+    decode_cpu = time.process_time() - cpu0
+
+    class FloorWriter(w.BatchWriter):
+        """Raw rows only: the part of a commit no linking design can avoid."""
+
+        next_id = 1
+
+        def _store(self, batches: list[Batch]) -> w.CommitInfo:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            spans = w._concat([b.spans for b in batches])
+            if spans is not None:
+                con.register("_floor_spans", spans)
+                con.execute("INSERT INTO spans BY NAME SELECT * FROM _floor_spans")
+                con.unregister("_floor_spans")
+            logs = w._concat([b.logs for b in batches])
+            if logs is not None:
+                ids = pa.array(range(self.next_id, self.next_id + logs.num_rows), pa.int64())
+                self.next_id += logs.num_rows
+                con.register("_floor_logs", logs.append_column("id", ids))
+                con.execute("INSERT INTO logs BY NAME SELECT * FROM _floor_logs")
+                con.unregister("_floor_logs")
+            con.execute("COMMIT")
+            self.commits += 1
+            return w.CommitInfo()
+
+    async def store() -> dict[str, Any]:
+        workdir = Path(tempfile.mkdtemp(prefix="jobtrail-bench-writer-"))
+        db = Database(workdir / "w.duckdb", threads=threads)
+        writer = (FloorWriter if variant == "floor" else w.BatchWriter)(db)
+        writer.start()
+        gate = asyncio.Semaphore(8)
+
+        async def send(batches: list[Batch]) -> None:
+            async with gate:
+                for batch in batches:
+                    await writer.write(batch)
+
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(send(b) for b in requests))
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        await asyncio.to_thread(writer.close)
+        stored = db.con.execute(
+            "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM logs)"
+        ).fetchone()
+        db.close()
+        records = units * unit.records
+        return {
+            "variant": variant,
+            "threads": threads,
+            "records": records,
+            "stored": int(stored[0]) if stored else 0,
+            "commits": writer.commits,
+            "records_per_cpu_s": records / cpu,
+            "us_per_record": cpu / records * 1e6,
+            "records_per_s": records / wall,
+            "decode_us_per_record": decode_cpu / records * 1e6,
+        }
+
+    return asyncio.run(store())
+
+
+def run(
+    *, quick: bool = False, repeats: int | None = None, units: int | None = None
+) -> dict[str, Any]:
+    """Every variant ``repeats`` times, alternating; each in a fresh interpreter."""
+    repeats = repeats or (1 if quick else 3)
+    units = units or (10 if quick else 40)
+    runs: list[dict[str, Any]] = []
+    for r in range(repeats):
+        for variant, threads in VARIANTS:
+            u.log(f"writer: {variant}, DuckDB threads={threads}, repeat {r + 1}")
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.writer", variant, str(threads), str(units)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            res["repeat"] = r
+            runs.append(res)
+            u.log(
+                f"  {res['records_per_cpu_s']:,.0f} records per CPU-s "
+                f"({res['us_per_record']:.1f} µs), decode {res['decode_us_per_record']:.1f} µs"
+            )
+    summary: dict[str, Any] = {}
+    for variant, threads in VARIANTS:
+        sel = [x for x in runs if x["variant"] == variant and x["threads"] == threads]
+        summary[f"{variant}_t{threads}"] = {
+            k: u.spread([x[k] for x in sel])
+            for k in ("records_per_cpu_s", "us_per_record", "records_per_s", "decode_us_per_record")
+        }
+    return {"config": {"units": units, "repeats": repeats}, "runs": runs, "summary": summary}
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Table rows for the summary."""
+    out = []
+    names = {"writer": "writer (production)", "floor": "floor (raw rows only)"}
+    for variant, threads in VARIANTS:
+        s = result["summary"][f"{variant}_t{threads}"]
+        label = f"writer, {names[variant]}, DuckDB threads={threads}"
+        out.append((label, "records per CPU-s", u.fmt_spread(s["records_per_cpu_s"], 0)))
+        out.append((label, "CPU µs per record", u.fmt_spread(s["us_per_record"], 1)))
+    decode = result["summary"]["writer_t1"]["decode_us_per_record"]
+    out.append(("writer", "decode CPU µs per record (same runs)", u.fmt_spread(decode, 1)))
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))
