@@ -58,8 +58,8 @@ def newest_jobs(
         lower = top - window
         if since is not None and lower <= since:
             break  # the filter's own range is narrower than the window
-        if found and len(found) * (window / covered) < limit / 2:
-            break  # at the density seen so far this window would not fill the page either
+        if found and len(found) * (window / covered) < limit:
+            break  # at the density seen so far this window would not fill the page
         slice_ = "j.started_at >= $window"
         if newer_than is not None:
             slice_ += " AND j.started_at < $newer_than"

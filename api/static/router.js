@@ -92,7 +92,11 @@ export function start(root) {
     const moved = path !== previousPath;
     previousPath = path;
     render(root).then(() => {
-      if (moved) {
+      // A view shows its content before it finishes loading: if the user already moved
+      // focus into the new page meanwhile, leave it (and the scroll position) alone.
+      const active = document.activeElement;
+      const userMoved = active && active !== root && root.contains(active);
+      if (moved && !userMoved) {
         window.scrollTo(0, 0);
         root.focus({ preventScroll: true });
       }

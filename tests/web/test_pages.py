@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from e2e.harness import ServerProcess
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from web.pages import DESKTOP, NARROW, SHOTS
 
@@ -229,10 +229,25 @@ def test_keyboard_navigation(page: Page, web_server: ServerProcess, jobs: dict[s
             break
     else:
         raise AssertionError("no job link reachable with Tab")
+    # Hold the job's logs so the page is shown but still loading when the user moves on:
+    # focus they give the new page must survive the view finishing its load.
+    held: list[Route] = []
+    job_logs = re.compile(r"/api/logs\?.*\bjob=")
+    page.route(job_logs, lambda route: held.append(route))
     page.keyboard.press("Enter")
     expect(page.locator("h1")).to_have_text("quarterly report")
     chip = page.locator('.chip[data-level="info"]')
     chip.focus()
+    for _ in range(50):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the job page never asked for its logs"
+    for route in held:
+        route.continue_()
+    page.unroute(job_logs)
+    expect(page.locator(".log-list li, .log-empty:not([hidden])").first).to_be_visible()
+    page.wait_for_timeout(200)  # the view's load has settled
     page.keyboard.press("Space")
     expect(chip).to_have_attribute("aria-pressed", "true")
 
