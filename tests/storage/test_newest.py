@@ -86,3 +86,51 @@ def test_pages_equal_the_plain_query(
     expected = _plain(cur, where, params)
     assert expected
     assert _paged(cur, flt, limit) == expected
+
+
+@pytest.fixture
+def log_cur(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    db = Database(tmp_path / "logs.duckdb")
+    con = db.cursor()
+    # 3000 records: 1 in 500 fatal (rarer than any window holds a page of), 1 in 3 warn,
+    # every 10th a lifecycle record, which pages leave out by default.
+    con.execute(
+        """INSERT INTO logs (id, time, level, body, event_name, attributes)
+           SELECT i, TIMESTAMP '2026-01-01' + to_seconds(i),
+                  CASE WHEN i % 500 = 0 THEN 'fatal' WHEN i % 3 = 0 THEN 'warn' ELSE 'info' END,
+                  'line ' || i, CASE WHEN i % 10 = 0 THEN 'job.progress' END, '{}'
+           FROM range(1, 3001) t(i)"""
+    )
+    yield con
+    con.close()
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("flt", "where"),
+    [
+        (q.LogFilter(), "event_name IS NULL"),
+        (q.LogFilter(levels=("warn",)), "event_name IS NULL AND level = 'warn'"),
+        (q.LogFilter(levels=("fatal",), include_events=True), "level = 'fatal'"),
+        (q.LogFilter(q="LINE 29"), "event_name IS NULL AND body ILIKE '%line 29%'"),
+    ],
+    ids=["all", "warn", "fatal", "q"],
+)
+@pytest.mark.parametrize("before_id", [None, 2500, 40])
+@pytest.mark.parametrize("limit", [3, 50])
+def test_newest_log_pages_equal_the_plain_query(
+    log_cur: duckdb.DuckDBPyConnection,
+    flt: q.LogFilter,
+    where: str,
+    before_id: int | None,
+    limit: int,
+) -> None:
+    bound = "" if before_id is None else f" AND id < {before_id}"
+    expected = [
+        r[0]
+        for r in log_cur.execute(
+            f"SELECT id FROM logs WHERE {where}{bound} ORDER BY id DESC LIMIT {limit}"
+        ).fetchall()
+    ][::-1]
+    page = q.list_logs(log_cur, flt, before_id=before_id, limit=limit)
+    assert [e["id"] for e in page["logs"]] == expected
