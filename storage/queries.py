@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import duckdb
 
-from jobtrail.storage._newest import newest_jobs, newest_logs
+from jobtrail.storage._newest import newest_jobs
 from jobtrail.storage._query_model import (
     Bucket,
     ChildRow,
@@ -323,20 +323,16 @@ def _log_where(flt: LogFilter) -> Where:
     return where
 
 
-def _fetch_logs(
-    cur: Cursor, where: Where, *, limit: int, newest: bool, before_id: int | None = None
-) -> list[LogRow]:
+def _fetch_logs(cur: Cursor, where: Where, *, limit: int, newest: bool) -> list[LogRow]:
+    where.params["limit"] = limit
+    order = "DESC" if newest else "ASC"
+    rows = fetch_dicts(
+        cur,
+        f"SELECT {_LOG_COLUMNS} FROM logs l {where.sql()} ORDER BY l.id {order} LIMIT $limit",  # noqa: S608
+        where.params,
+    )
     if newest:
-        select = f"SELECT {_LOG_COLUMNS} FROM logs l"
-        rows = newest_logs(cur, select, where, limit=limit, before_id=before_id)
         rows.reverse()
-    else:
-        where.params["limit"] = limit
-        rows = fetch_dicts(
-            cur,
-            f"SELECT {_LOG_COLUMNS} FROM logs l {where.sql()} ORDER BY l.id ASC LIMIT $limit",  # noqa: S608
-            where.params,
-        )
     for row in rows:
         row["data"] = log_data(row.pop("attributes"))
     return cast(list[LogRow], rows)
@@ -397,5 +393,5 @@ def list_logs(
         where.add("l.id > $after_id", after_id=after_id)
     if before_id is not None:
         where.add("l.id < $before_id", before_id=before_id)
-    logs = _fetch_logs(cur, where, limit=limit, newest=after_id is None, before_id=before_id)
+    logs = _fetch_logs(cur, where, limit=limit, newest=after_id is None)
     return {"logs": logs, "next_after_id": _next_after(logs, after_id)}
