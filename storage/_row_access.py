@@ -98,8 +98,8 @@ class RowAccess:
     ) -> dict[StepKey, dict[str, Any]]:
         """Stored rows of these step keys; ``job_of`` names each key's job where known."""
         wanted = set(keys)
-        job_ids = {job_of[k] for k in keys if job_of.get(k) is not None}
-        listed = None if self._careful else sql_strings(sorted(job_ids))  # type: ignore[arg-type]
+        job_ids = {job_id for k in keys if (job_id := job_of.get(k)) is not None}
+        listed = None if self._careful else sql_strings(sorted(job_ids))
         rows: list[dict[str, Any]] = []
         unknown = keys
         if listed is not None:  # a step keeps its job: look among the jobs' steps
