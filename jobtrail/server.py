@@ -171,7 +171,14 @@ def _open_storage(cfg: ServerConfig) -> tuple[Database, BatchWriter, LakeStorage
     retention = cfg.lake_retention()  # with the log cap and compact_interval
     if cfg.batch_max_records == ServerConfig().batch_max_records:
         del limits["max_group_records"]  # the lake writer's own default suits Parquet
-    lake = open_lake(lake_cfg, lost_after_s=cfg.lost_after_s, retention=retention, **limits)
+    lake = open_lake(
+        lake_cfg,
+        lost_after_s=cfg.lost_after_s,
+        retention=retention,
+        threads=cfg.duckdb_threads(),
+        memory_limit_bytes=cfg.db_memory_limit_bytes,
+        **limits,
+    )
     return lake.db, lake.writer, lake
 
 

@@ -137,7 +137,13 @@ class LakeDatabase(Database):
     rejects reading directly anyway (see docs/scaling.md, "Security").
     """
 
-    def __init__(self, lake: LakeConfig, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        lake: LakeConfig,
+        *,
+        threads: int | None = None,
+        memory_limit_bytes: int | None = None,
+    ) -> None:
         self.lake = lake
         self.path = lake.display
         config: dict[str, str | bool | int | float | list[str]] = {
@@ -148,6 +154,8 @@ class LakeDatabase(Database):
         }
         if threads:
             config["threads"] = threads
+        if memory_limit_bytes:
+            config["memory_limit"] = f"{memory_limit_bytes}B"
         con = duckdb.connect(":memory:", config=config)
         try:
             for name in ("ducklake", "postgres", *(("httpfs",) if lake.remote else ())):
@@ -197,9 +205,14 @@ def open_lake(
     *,
     lost_after_s: float,
     retention: LakeRetention | None = None,
+    threads: int | None = None,
+    memory_limit_bytes: int | None = None,
     **writer_limits: int,
 ) -> LakeStorage:
     """Attach the lake and build its writer and tasks (start the writer, then run the tasks).
+
+    ``threads`` and ``memory_limit_bytes`` configure the private DuckDB, as
+    ``exporters.duckdb.threads`` / ``memory_limit`` do for the embedded file.
 
     Raises:
         DatabaseError: The lake cannot be attached (extensions, catalog, data path, layout).
@@ -207,7 +220,7 @@ def open_lake(
     from jobtrail.storage._lake_tasks import LakeTasks
     from jobtrail.storage._lake_writer import LakeWriter
 
-    db = LakeDatabase(lake)
+    db = LakeDatabase(lake, threads=threads, memory_limit_bytes=memory_limit_bytes)
     try:
         writer = LakeWriter(db, commit_interval_s=lake.commit_interval_s, **writer_limits)
         tasks = LakeTasks(db, writer, lost_after_s=lost_after_s, retention=retention)

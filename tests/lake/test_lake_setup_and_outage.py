@@ -120,3 +120,15 @@ async def test_catalog_down_means_retry_later_and_nothing_lost(tmp_path: Path) -
 def test_unknown_catalog_scheme_is_refused() -> None:
     with pytest.raises(ValueError, match="expected postgres:"):
         LakeConfig(catalog="sqlite:x.db", data_path="/x")
+
+
+def test_duckdb_settings_reach_the_lake(lake_config: LakeConfig) -> None:
+    """``exporters.duckdb.threads`` and ``memory_limit`` configure the lake's DuckDB too."""
+    lake = open_lake(lake_config, lost_after_s=60, threads=1, memory_limit_bytes=300 << 20)
+    try:
+        cur = lake.db.cursor()
+        assert cur.execute("SELECT current_setting('threads')").fetchone() == (1,)
+        limit = cur.execute("SELECT current_setting('memory_limit')").fetchone()
+        assert limit is not None and limit[0].startswith("300")
+    finally:
+        lake.db.close()
