@@ -55,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
         t, p0 = time.monotonic(), u.cpu_pressure_total_us()
         res = ingest.run(quick=args.quick, repeats=args.repeats, profile=not args.no_profile)
-        res["machine"], res["seconds"] = info, time.monotonic() - t
-        res["cpu_pressure_pct"] = _pressure(p0, t)
-        u.write_result("ingest", res)
-        results["ingest"] = res
+        _keep(results, "ingest", res, info, t, p0)
         table_rows += ingest.rows(res)
     if "query" in names:
         from bench import query
@@ -66,21 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         t, p0 = time.monotonic(), u.cpu_pressure_total_us()
         jobs = 1_000_000 if args.full else args.jobs
         res = query.run(quick=args.quick, jobs=jobs, repeats=args.query_repeats)
-        res["machine"], res["seconds"] = info, time.monotonic() - t
-        res["cpu_pressure_pct"] = _pressure(p0, t)
-        # The default size is "query"; other sizes keep their own file.
-        u.write_result("query" if jobs is None else f"query-{jobs}-jobs", res)
-        results["query"] = res
+        file = "query" if jobs is None else f"query-{jobs}-jobs"  # other sizes: own file
+        _keep(results, "query", res, info, t, p0, file=file)
         table_rows += query.rows(res)
     if "agent" in names:
         from bench import agent
 
         t, p0 = time.monotonic(), u.cpu_pressure_total_us()
         res = agent.run(quick=args.quick, repeats=args.repeats)
-        res["machine"], res["seconds"] = info, time.monotonic() - t
-        res["cpu_pressure_pct"] = _pressure(p0, t)
-        u.write_result("agent", res)
-        results["agent"] = res
+        _keep(results, "agent", res, info, t, p0)
         table_rows += agent.rows(res)
     if "overload" in names:
         from bench import overload
@@ -97,10 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         res = overload.run(
             quick=args.quick, sustainable=sustainable, seconds=args.overload_seconds, **kwargs
         )
-        res["machine"], res["seconds"] = info, time.monotonic() - t
-        res["cpu_pressure_pct"] = _pressure(p0, t)
-        u.write_result("overload", res)
-        results["overload"] = res
+        _keep(results, "overload", res, info, t, p0)
         table_rows += overload.rows(res)
 
     if "peer" in names:
@@ -109,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         t, p0 = time.monotonic(), u.cpu_pressure_total_us()
         res = peer.run(quick=args.quick, repeats=args.repeats)
         if "skipped" not in res:  # keep the last real result
-            res["machine"], res["seconds"] = info, time.monotonic() - t
-            res["cpu_pressure_pct"] = _pressure(p0, t)
-            u.write_result("peer", res)
-            results["peer"] = res
+            _keep(results, "peer", res, info, t, p0)
         table_rows += peer.rows(res)
 
     if "ingest-full" in names:
@@ -122,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         res = ingest_full.run(
             quick=args.quick, jobs=1_000_000 if args.full else args.jobs, repeats=args.repeats
         )
-        res["machine"], res["seconds"] = info, time.monotonic() - t
-        res["cpu_pressure_pct"] = _pressure(p0, t)
-        u.write_result(f"ingest-full-{res['jobs']}-jobs", res)
-        results["ingest-full"] = res
+        _keep(results, "ingest-full", res, info, t, p0, file=f"ingest-full-{res['jobs']}-jobs")
         table_rows += ingest_full.rows(res)
 
     if "lake" in names:
@@ -133,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
         t, p0 = time.monotonic(), u.cpu_pressure_total_us()
         res = lake.run(quick=args.quick, jobs=args.jobs, repeats=args.query_repeats)
-        res["machine"], res["seconds"] = info, time.monotonic() - t
-        res["cpu_pressure_pct"] = _pressure(p0, t)
-        u.write_result("lake", res)
-        results["lake"] = res
+        _keep(results, "lake", res, info, t, p0)
         table_rows += lake.rows(res)
 
     if "writer" in names:
@@ -144,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
         t, p0 = time.monotonic(), u.cpu_pressure_total_us()
         res = writer.run(quick=args.quick, repeats=args.repeats)
-        res["machine"], res["seconds"] = info, time.monotonic() - t
-        res["cpu_pressure_pct"] = _pressure(p0, t)
-        u.write_result("writer", res)
-        results["writer"] = res
+        _keep(results, "writer", res, info, t, p0)
         table_rows += writer.rows(res)
 
     total = time.monotonic() - started
@@ -179,6 +155,23 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.markdown, "w") as f:
             f.write("\n\n".join([text, *extra]) + "\n")
     return 0
+
+
+def _keep(
+    results: dict[str, dict[str, Any]],
+    name: str,
+    res: dict[str, Any],
+    info: dict[str, Any],
+    started: float,
+    pressure0: int | None,
+    *,
+    file: str | None = None,
+) -> None:
+    """Stamp a result with the machine, duration and CPU pressure; save it as JSON."""
+    res["machine"], res["seconds"] = info, time.monotonic() - started
+    res["cpu_pressure_pct"] = _pressure(pressure0, started)
+    u.write_result(file or name, res)
+    results[name] = res
 
 
 def _pressure(p0: int | None, t0: float) -> float | None:
