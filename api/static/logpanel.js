@@ -81,7 +81,14 @@ export function createLogPanel({ initial = {}, controls = [], showJob = false, o
   // -- autoscroll -------------------------------------------------------------------------
   const atBottom = () =>
     scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight <= BOTTOM_SLACK_PX;
-  const toBottom = () => { scroller.scrollTop = scroller.scrollHeight; };
+  // The scroll event of our own autoscroll arrives later, possibly after the user unticked
+  // "Follow": remember where it lands so that event is not read as the user's scroll.
+  let autoScrolledTo = -1;
+  const toBottom = () => {
+    const before = scroller.scrollTop;
+    scroller.scrollTop = scroller.scrollHeight;
+    if (scroller.scrollTop !== before) autoScrolledTo = scroller.scrollTop;
+  };
   function resume() {
     follow.checked = true;
     unseen = 0;
@@ -89,6 +96,9 @@ export function createLogPanel({ initial = {}, controls = [], showJob = false, o
     toBottom();
   }
   scroller.addEventListener("scroll", () => {
+    const ours = scroller.scrollTop === autoScrolledTo;
+    autoScrolledTo = -1;
+    if (ours) return;
     const bottom = atBottom();
     if (follow.checked !== bottom) {
       follow.checked = bottom;
