@@ -150,6 +150,7 @@ def _open_storage(cfg: ServerConfig) -> tuple[Database, BatchWriter, LakeStorage
             cfg.db_path,
             memory_limit_bytes=cfg.db_memory_limit_bytes,
             threads=cfg.duckdb_threads(),
+            checkpoint_bytes=cfg.checkpoint_bytes(),
         )
         return db, BatchWriter(db, **limits), None
     from jobtrail.storage.lake import LakeConfig, S3Settings, open_lake

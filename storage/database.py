@@ -60,6 +60,7 @@ class Database:
         *,
         threads: int | None = None,
         memory_limit_bytes: int | None = None,
+        checkpoint_bytes: int | None = None,
     ) -> None:
         """Open (creating and migrating) the database at ``path``.
 
@@ -69,6 +70,9 @@ class Database:
             memory_limit_bytes: DuckDB's memory cap (default: DuckDB's, 80% of RAM). Its
                 block cache grows with the file otherwise, which a process held to a memory
                 limit (``processors.memory_limiter``) cannot afford.
+            checkpoint_bytes: Write-ahead log size that triggers a checkpoint (default:
+                DuckDB's, 16 MiB). Each checkpoint rewrites the changed tables' indexes
+                whole, so rarer checkpoints cost less per stored record.
         """
         self.path = str(path)
         # Instance-wide hardening, fixed at connect time (it cannot be changed afterwards):
@@ -90,6 +94,8 @@ class Database:
             config["threads"] = threads
         if memory_limit_bytes:
             config["memory_limit"] = f"{memory_limit_bytes}B"
+        if checkpoint_bytes:
+            config["checkpoint_threshold"] = f"{checkpoint_bytes}B"
         if self.path != ":memory:":
             _check_existing(Path(self.path), config)
         self.con = _connect(self.path, config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,32 @@ def test_duckdb_threads_leave_a_core_to_python() -> None:
     assert _cfg({}, {"threads": 3}).duckdb_threads() == 3
     with pytest.raises(ConfigError, match="exporters.duckdb.threads"):
         _cfg({}, {"threads": 0})
+
+
+def test_checkpoint_threshold_follows_the_memory_limiter() -> None:
+    assert _cfg({}).checkpoint_bytes() == 128 * MIB
+    assert _cfg({"memory_limiter": {"limit_mib": 512}}).checkpoint_bytes() == 32 * MIB
+    assert _cfg({"memory_limiter": {"limit_mib": 100}}).checkpoint_bytes() == 16 * MIB
+    assert _cfg({"memory_limiter": {"limit_mib": 0}}).checkpoint_bytes() == 128 * MIB
+    assert _cfg({}, {"checkpoint_threshold": "300MiB"}).checkpoint_bytes() == 300 * MIB
+    with pytest.raises(ConfigError, match="exporters.duckdb.checkpoint_threshold"):
+        _cfg({}, {"checkpoint_threshold": "10KiB"})
+    with pytest.raises(ConfigError, match="exporters.duckdb.checkpoint_threshold"):
+        _cfg({}, {"checkpoint_threshold": "lots"})
+
+
+def test_checkpoint_threshold_reaches_the_database(tmp_path: Path) -> None:
+    from jobtrail.server import _open_storage
+
+    for processors, duck, expected in (
+        ({}, {}, "128.0 MiB"),
+        ({"memory_limiter": {"limit_mib": 512}}, {}, "32.0 MiB"),
+        ({}, {"checkpoint_threshold": "64MiB"}, "64.0 MiB"),
+    ):
+        cfg = _cfg(processors, duck).with_overrides(db_path=str(tmp_path / f"{expected}.duckdb"))
+        db, _, _ = _open_storage(cfg)
+        try:
+            got = db.cursor().execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+            assert got == (expected,)
+        finally:
+            db.close()
