@@ -39,7 +39,7 @@ def run(
                     transport="grpc",
                     workload="jobs",
                     generators=2,
-                    concurrency=4,
+                    concurrency=ingest.CONCURRENCY,
                     seconds=seconds,
                     start_from=base,
                     config=_CONFIG,

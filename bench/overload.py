@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _util as u
-from bench.ingest import _generators, _reap, server_run
+from bench.ingest import CONCURRENCY, _generators, _reap, server_run
 
 LIMIT_MIB = 512
 IN_FLIGHT = 512  # per generator: many clients, as at 10x the load
@@ -39,7 +39,12 @@ def run(
     if sustainable is None:
         u.log("overload: measuring the sustainable rate (closed loop, gRPC)")
         sustainable = server_run(
-            workdir, transport="grpc", workload="jobs", generators=2, concurrency=4, seconds=8.0
+            workdir,
+            transport="grpc",
+            workload="jobs",
+            generators=2,
+            concurrency=CONCURRENCY,
+            seconds=8.0,
         )["stored_records_s"]
     offered = sustainable * factor
     generators = 2

@@ -31,3 +31,17 @@ def test_odd_job_ids_are_found_and_replaced(tmp_path: Path) -> None:
     assert stored == sorted((job_id, "completed") for job_id in ODD_IDS)
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'jobs'").fetchone() == (1,)
     db.close()
+
+
+def test_a_job_id_with_nul_is_replaced_without_a_literal_list(tmp_path: Path) -> None:
+    db = Database(tmp_path / "db.duckdb")
+    con = db.con.cursor()
+    ids = ["plain", "nul\x00id"]
+    con.execute("INSERT INTO jobs (id, type, status) SELECT unnest(?), 't', 'running'", [ids])
+    access = RowAccess(con)
+    assert sorted(access.jobs(ids)) == sorted(ids)
+    rows = pa.table({"id": ids, "type": ["t"] * 2, "status": ["failed"] * 2})
+    access.write("jobs", rows, {job_id: job_id for job_id in ids})
+    stored = con.execute("SELECT id, status FROM jobs ORDER BY id").fetchall()
+    assert stored == sorted((job_id, "failed") for job_id in ids)
+    db.close()
