@@ -83,6 +83,31 @@ class RssSampler:
 # --- the server ----------------------------------------------------------------------------
 
 
+def _extra_config() -> dict[str, Any]:
+    """``BENCH_SERVER_CONFIG``: a YAML/JSON mapping merged into every server's config.
+
+    For A/B runs of one setting against the default, for example
+    ``BENCH_SERVER_CONFIG='{exporters: {duckdb: {checkpoint_threshold: 16MiB}}}'``.
+    """
+    text = os.environ.get("BENCH_SERVER_CONFIG", "").strip()
+    if not text:
+        return {}
+    extra = yaml.safe_load(text)
+    if not isinstance(extra, dict):
+        raise ValueError("BENCH_SERVER_CONFIG must be a mapping")
+    return extra
+
+
+def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 @dataclass
 class Server:
     """``jobtrail serve`` on ephemeral ports, on ``db`` with ``config``."""
@@ -98,7 +123,8 @@ class Server:
     def start(self, timeout_s: float = 120.0) -> Server:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cfg = self.workdir / "config.yaml"
-        cfg.write_text(yaml.safe_dump(self.config or {}) if self.config else "{}\n")
+        config = _merged(self.config or {}, _extra_config())
+        cfg.write_text(yaml.safe_dump(config) if config else "{}\n")
         ready = self.workdir / "ready.json"
         ready.unlink(missing_ok=True)
         self._log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - closed in stop()
@@ -247,6 +273,7 @@ def machine() -> dict[str, Any]:
         "grpcio": grpc.__version__,
         "kernel": platform.release(),
         "git": commit,
+        "server_config_override": os.environ.get("BENCH_SERVER_CONFIG") or None,
         # Share of time runnable tasks waited for a CPU over the last 5 minutes, at start:
         # how busy the shared machine was.
         "cpu_pressure_avg300": (
