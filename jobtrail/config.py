@@ -372,9 +372,9 @@ class ServerConfig:
 
         A checkpoint costs more than the rows it adds: DuckDB rewrites the row groups they
         touched and every index of a changed table whole (the steps indexes alone cost
-        ~90 ms per checkpoint at 1M steps). On a database of 100k jobs, going from DuckDB's
-        16 MiB to 128 MiB cut the server's CPU per stored record from 87 to 64 µs over 45 s of
-        gRPC load (docs/benchmarks.md, round 5). The log's rows
+        ~90 ms per checkpoint at 1M steps). Going from DuckDB's 16 MiB to 128 MiB, the server
+        stored 31k instead of 24k records/s on a database of 100k jobs, at a fifth less CPU
+        per record (docs/benchmarks.md, round 5). The log's rows
         wait in memory until then, so unless configured the threshold follows the memory
         limiter: a sixteenth of ``limit_mib``, between 16 and 128 MiB (128 at the default
         2048, 32 at 512).
