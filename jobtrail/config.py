@@ -9,13 +9,13 @@ override the file through :func:`ServerConfig.with_overrides`.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from jobtrail._config_schema import SCHEMA, bearer_tokens, check, substitute
 from jobtrail._config_values import (
     ConfigError,
     lake_fields,
@@ -30,131 +30,6 @@ if TYPE_CHECKING:
     from jobtrail.storage.retention import RetentionPolicy
 
 __all__ = ["ConfigError", "ServerConfig", "parse_duration_s", "parse_size_bytes"]
-
-
-_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-# The tree of known keys: a dict is a section, a type (or tuple of types) a leaf.
-_NUM = (int, float)
-_PROTOCOL = {
-    "endpoint": str,
-    "max_recv_msg_size_mib": _NUM,
-    "tls": {"cert_file": str, "key_file": str},
-    "auth": {"authenticator": str},
-}  # noqa: E501
-_SCHEMA: dict[str, Any] = {
-    "receivers": {"otlp": {"protocols": {"grpc": _PROTOCOL, "http": _PROTOCOL}}},
-    "processors": {
-        "batch": {"send_batch_size": int, "timeout": str, "send_batch_max_size": int},
-        "memory_limiter": {"limit_mib": _NUM, "spike_limit_mib": _NUM, "check_interval": str},
-    },
-    "exporters": {
-        "duckdb": {
-            "path": str,
-            "memory_limit": (str, int),
-            "threads": int,
-            "checkpoint_threshold": (str, int),
-            "sending_queue": {"queue_size": int, "max_mib": _NUM},
-            "retention": {
-                "max_age": str,
-                "system_logs_max_age": str,
-                "max_logs_per_job": int,
-                "max_size": (str, int),
-                "interval": str,
-            },
-            "lake": {
-                "catalog": str,
-                "data_path": str,
-                "commit_interval": str,
-                "data_inlining_row_limit": int,
-                "compact_interval": str,
-                # object storage (data_path s3://...); unset keys come from AWS_* variables
-                "s3": {
-                    "endpoint": str,
-                    "region": str,
-                    "url_style": str,
-                    "use_ssl": bool,
-                    "key_id": str,
-                    "secret": str,
-                },
-            },
-        }
-    },
-    "extensions": {"bearertokenauth": {"token": str, "tokens": list}},
-    "service": {
-        "extensions": list,
-        "pipelines": {
-            name: {"receivers": list, "processors": list, "exporters": list}
-            for name in ("traces", "logs", "metrics")
-        },
-        "telemetry": {"logs": {"level": str}},
-    },
-    "jobtrail": {
-        "api": {
-            "endpoint": str,
-            "tls": {"cert_file": str, "key_file": str},
-            "auth": {"authenticator": str},
-        },  # noqa: E501
-        "heartbeat_timeout": str,
-    },
-}
-
-
-def _substitute(value: Any, path: str) -> Any:
-    if isinstance(value, str):
-
-        def repl(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            raise ConfigError(f"{path}: environment variable {name} is not set")
-
-        return _ENV.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    return value
-
-
-def _check(value: Any, schema: Any, path: str) -> None:
-    if isinstance(schema, dict):
-        if value is None:
-            return
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
-        for key, sub in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key not in schema:
-                raise ConfigError(f"{where}: unknown key")
-            _check(sub, schema[key], where)
-        return
-    if value is None:
-        return
-    types = schema if isinstance(schema, tuple) else (schema,)
-    if isinstance(value, bool) and bool not in types:
-        raise ConfigError(f"{path}: expected {_type_names(types)}, got a boolean")
-    if not isinstance(value, types):
-        raise ConfigError(f"{path}: expected {_type_names(types)}, got {type(value).__name__}")
-
-
-def _type_names(types: tuple[type, ...]) -> str:
-    names = {int: "a number", float: "a number", str: "a string", list: "a list"}
-    return " or ".join(sorted({names.get(t, t.__name__) for t in types}))
-
-
-def _tokens(raw: dict[str, Any]) -> tuple[str, ...]:
-    ext = (raw.get("extensions") or {}).get("bearertokenauth") or {}
-    tokens = [ext["token"]] if ext.get("token") else []
-    for i, token in enumerate(ext.get("tokens") or []):
-        if not isinstance(token, str) or not token:
-            raise ConfigError(
-                f"extensions.bearertokenauth.tokens[{i}]: expected a non-empty string"
-            )
-        tokens.append(token)
-    return tuple(tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +100,8 @@ class ServerConfig:
         """Validate a parsed YAML document and build the configuration."""
         if raw is None:
             raw = {}
-        raw = _substitute(raw, "")
-        _check(raw, _SCHEMA, "")
+        raw = substitute(raw, "")
+        check(raw, SCHEMA, "")
         cfg = cls()
         protocols = (((raw.get("receivers") or {}).get("otlp") or {}).get("protocols")) or {}
         grpc = protocols.get("grpc") or {}
@@ -300,7 +175,7 @@ class ServerConfig:
         timeout = (raw.get("jobtrail") or {}).get("heartbeat_timeout")
         if timeout is not None:
             changes["lost_after_s"] = parse_duration_s(timeout, "jobtrail.heartbeat_timeout")
-        tokens = _tokens(raw)
+        tokens = bearer_tokens(raw)
         if tokens:
             changes["tokens"] = tokens
         api = (raw.get("jobtrail") or {}).get("api") or {}
