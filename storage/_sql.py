@@ -59,6 +59,13 @@ class Where:
         self.clauses.append(clause)
         self.params.update(params)
 
+    def copy(self) -> Where:
+        """An independent copy to add clauses to."""
+        other = Where()
+        other.clauses = list(self.clauses)
+        other.params = dict(self.params)
+        return other
+
     def sql(self) -> str:
         """``WHERE a AND b`` (or nothing)."""
         return f"WHERE {' AND '.join(self.clauses)}" if self.clauses else ""

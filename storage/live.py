@@ -12,7 +12,7 @@ from typing import Any, cast
 import duckdb
 
 from jobtrail.storage._query_model import JobRow, LogFilter, LogRow
-from jobtrail.storage._sql import fetch_dicts, log_data, ts
+from jobtrail.storage._sql import fetch_dicts, log_data, snapshot, ts
 from jobtrail.storage.queries import _JOB_COLUMNS, _LOG_COLUMNS, _job_rows
 
 Cursor = duckdb.DuckDBPyConnection
@@ -39,7 +39,8 @@ def logs_after(cur: Cursor, after_id: int, flt: LogFilter, *, limit: int) -> lis
 
     where = _log_where(flt)
     where.add("l.id > $after_id", after_id=after_id)
-    return _fetch_logs(cur, where, limit=limit, newest=False)
+    with snapshot(cur):
+        return _fetch_logs(cur, where, limit=limit, newest=False)
 
 
 def jobs_by_ids(cur: Cursor, ids: list[str]) -> list[JobRow]:

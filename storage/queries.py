@@ -323,16 +323,57 @@ def _log_where(flt: LogFilter) -> Where:
     return where
 
 
-def _fetch_logs(cur: Cursor, where: Where, *, limit: int, newest: bool) -> list[LogRow]:
-    where.params["limit"] = limit
+#: A job whose log ids span at most this many (a few row groups) has its page's ids found by
+#: an aggregate over that range; a wider one (a long job) by ``ORDER BY id LIMIT``, which
+#: stops reading row groups once it has a page.
+_AGGREGATE_SPAN = 4 * 122_880
+
+
+def _page_ids(
+    cur: Cursor, where: Where, *, limit: int, newest: bool, span: int | None
+) -> list[int]:
+    """The ids of the first (or newest) ``limit`` matching records, in no particular order.
+
+    ``ORDER BY id LIMIT n`` makes DuckDB (1.5) materialise late when filter columns are
+    read: it joins the page's row ids back through a scan of every row id in ``logs``, 30-50
+    ms at 50M records whatever the page. Over a job's narrow id range ``min(id, n)`` reads
+    only that range (3 ms at 50M records).
+    """
+    params = {**where.params, "limit": limit}
+    if span is not None and span <= _AGGREGATE_SPAN:
+        pick = "max" if newest else "min"
+        row = cur.execute(
+            f"SELECT {pick}(l.id, $limit) FROM logs l {where.sql()}", params
+        ).fetchone()  # noqa: S608
+        return list(row[0]) if row and row[0] else []
     order = "DESC" if newest else "ASC"
+    rows = cur.execute(
+        f"SELECT l.id FROM logs l {where.sql()} ORDER BY l.id {order} LIMIT $limit",  # noqa: S608
+        params,
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _fetch_logs(
+    cur: Cursor, where: Where, *, limit: int, newest: bool, span: int | None = None
+) -> list[LogRow]:
+    """The first (or newest) ``limit`` matching records, in id order.
+
+    Two statements, both in the caller's snapshot: the page's ids (:func:`_page_ids`), then
+    its rows by the range from the first to the last, which lets DuckDB skip every other
+    row group. Every matching id in that range is on the page, so the rows are exactly the
+    page's. ``span`` is the width of the id range ``where`` is bounded to, if any.
+    """
+    ids = _page_ids(cur, where, limit=limit, newest=newest, span=span)
+    if not ids:
+        return []
+    page = where.copy()
+    page.add("l.id BETWEEN $lo_id AND $hi_id", lo_id=min(ids), hi_id=max(ids))
     rows = fetch_dicts(
         cur,
-        f"SELECT {_LOG_COLUMNS} FROM logs l {where.sql()} ORDER BY l.id {order} LIMIT $limit",  # noqa: S608
-        where.params,
+        f"SELECT {_LOG_COLUMNS} FROM logs l {page.sql()} ORDER BY l.id",  # noqa: S608
+        page.params,
     )
-    if newest:
-        rows.reverse()
     for row in rows:
         row["data"] = log_data(row.pop("attributes"))
     return cast(list[LogRow], rows)
@@ -367,7 +408,7 @@ def job_logs(
         where.add("l.id BETWEEN $lo AND $hi", lo=lo, hi=hi)
         if after_id is not None:
             where.add("l.id > $after_id", after_id=after_id)
-        logs = _fetch_logs(cur, where, limit=limit, newest=False)
+        logs = _fetch_logs(cur, where, limit=limit, newest=False, span=hi - lo)
     return {
         "job": cast(JobRow, job),
         "logs": logs,
@@ -393,5 +434,6 @@ def list_logs(
         where.add("l.id > $after_id", after_id=after_id)
     if before_id is not None:
         where.add("l.id < $before_id", before_id=before_id)
-    logs = _fetch_logs(cur, where, limit=limit, newest=after_id is None)
+    with snapshot(cur):  # the page's ids and its rows from the same state
+        logs = _fetch_logs(cur, where, limit=limit, newest=after_id is None)
     return {"logs": logs, "next_after_id": _next_after(logs, after_id)}

@@ -12,6 +12,7 @@ import pytest
 from jobtrail.storage import Database
 from jobtrail.storage import queries as q
 from jobtrail.storage._sql import utcnow
+from jobtrail.storage.schema import rebuild_log_summaries
 
 
 @pytest.fixture
@@ -134,3 +135,59 @@ def test_newest_log_pages_equal_the_plain_query(
     ][::-1]
     page = q.list_logs(log_cur, flt, before_id=before_id, limit=limit)
     assert [e["id"] for e in page["logs"]] == expected
+
+
+@pytest.fixture
+def job_log_cur(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    db = Database(tmp_path / "job-logs.duckdb")
+    con = db.cursor()
+    # Three jobs whose records interleave (ranges overlap, so the job filter matters), one
+    # in four warn, every 7th a lifecycle record.
+    con.execute(
+        "INSERT INTO jobs (id, type, status) SELECT 'job-' || i, 't', 'running' FROM range(3) t(i)"
+    )
+    con.execute(
+        """INSERT INTO logs (id, time, job_id, level, body, event_name, attributes)
+           SELECT i, TIMESTAMP '2026-01-01' + to_seconds(i), 'job-' || (i % 3),
+                  CASE WHEN i % 4 = 0 THEN 'warn' ELSE 'info' END, 'line ' || i,
+                  CASE WHEN i % 7 = 0 THEN 'step.started' END, '{}'
+           FROM range(1, 2001) t(i)"""
+    )
+    rebuild_log_summaries(con)
+    yield con
+    con.close()
+    db.close()
+
+
+@pytest.mark.parametrize("aggregate_span", [0, 10**9], ids=["order-by-limit", "aggregate"])
+@pytest.mark.parametrize(
+    ("flt", "where"),
+    [
+        (q.LogFilter(), "event_name IS NULL"),
+        (q.LogFilter(levels=("warn",)), "event_name IS NULL AND level = 'warn'"),
+        (q.LogFilter(include_events=True), "true"),
+    ],
+    ids=["all", "warn", "events"],
+)
+@pytest.mark.parametrize("after_id", [None, 1000, 1999])
+@pytest.mark.parametrize("limit", [1, 40])
+def test_job_log_pages_equal_the_plain_query(
+    job_log_cur: duckdb.DuckDBPyConnection,
+    monkeypatch: pytest.MonkeyPatch,
+    aggregate_span: int,
+    flt: q.LogFilter,
+    where: str,
+    after_id: int | None,
+    limit: int,
+) -> None:
+    monkeypatch.setattr(q, "_AGGREGATE_SPAN", aggregate_span)
+    bound = "" if after_id is None else f" AND id > {after_id}"
+    expected = [
+        r[0]
+        for r in job_log_cur.execute(
+            f"SELECT id FROM logs WHERE job_id = 'job-1' AND {where}{bound} ORDER BY id LIMIT {limit}"
+        ).fetchall()
+    ]
+    page = q.job_logs(job_log_cur, "job-1", flt, after_id=after_id, limit=limit)
+    assert [e["id"] for e in page["logs"]] == expected
+    assert page["next_after_id"] == (expected[-1] if expected else after_id)
