@@ -44,3 +44,22 @@ def test_limits_are_checked() -> None:
         MemoryLimiter(limit_mib=100, spike_limit_mib=100)
     assert not MemoryLimiter(limit_mib=0).check()
     assert MemoryLimiter(limit_mib=1, spike_limit_mib=0).check()  # any process is over 1 MiB
+
+
+def test_freed_heap_does_not_count_against_the_limit() -> None:
+    from jobtrail.collector.memory import _TRIM, rss_bytes
+
+    if _TRIM is None:
+        pytest.skip("no malloc_trim in this C library")
+    _TRIM(0)
+    base = rss_bytes()
+    burst = [bytearray(1000) for _ in range(200_000)]  # ~200 MiB in small blocks, as requests
+    survivors = burst[::50]  # a few live objects pin the heap: free pages sit between them
+    del burst
+    held = rss_bytes()
+    if held - base < 100 * 1024 * 1024:
+        pytest.skip("the allocator already returned the burst's pages")
+    memory = MemoryLimiter(limit_mib=(base >> 20) + 100, spike_limit_mib=0)
+    assert not memory.check()  # RSS was above the soft limit only with freed pages
+    assert memory.last_rss < memory.soft_limit_bytes < held
+    assert len(survivors) == 4000
