@@ -20,26 +20,14 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from jobtrail.storage._sql import sql_strings
+
 #: Below this many rows a table is rewritten with one ``INSERT OR REPLACE``.
 _SMALL_TABLE_ROWS = 200_000
 #: Table sizes are re-read after this many uses (they only matter to an order of magnitude).
 _SIZE_REFRESH = 500
 
 StepKey = tuple[str, str]
-
-
-def sql_strings(values: Iterable[str]) -> str | None:
-    """``values`` as a comma-separated list of SQL string literals, or None if one cannot be.
-
-    Quotes are doubled (DuckDB strings have no other escapes); a NUL character cannot be
-    written in a statement's text, so such a list is refused and the caller uses parameters.
-    """
-    out = []
-    for value in values:
-        if "\x00" in value:
-            return None
-        out.append("'" + value.replace("'", "''") + "'")
-    return ", ".join(out) if out else None
 
 
 def _sql_pairs(keys: Iterable[StepKey]) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +45,20 @@ def format_ts(value: datetime) -> str:
 def utcnow() -> datetime:
     """Now as a naive UTC datetime, the form the tables store."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def sql_strings(values: Iterable[str]) -> str | None:
+    """``values`` as a comma-separated list of SQL string literals, or None if one cannot be.
+
+    Quotes are doubled (DuckDB strings have no other escapes); a NUL character cannot be
+    written in a statement's text, so such a list is refused and the caller uses parameters.
+    """
+    out = []
+    for value in values:
+        if "\x00" in value:
+            return None
+        out.append("'" + value.replace("'", "''") + "'")
+    return ", ".join(out) if out else None
 
 
 class Where:

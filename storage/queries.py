@@ -56,6 +56,7 @@ from jobtrail.storage._sql import (
     log_data,
     parse_json,
     snapshot,
+    sql_strings,
     text_match,
     ts,
 )
@@ -141,11 +142,19 @@ def _job_rows(rows: list[dict[str, Any]]) -> None:
 def _child_counts(cur: Cursor, ids: list[str]) -> dict[str, int]:
     if not ids:
         return {}
-    rows = cur.execute(
-        "SELECT parent_job_id, count(*) FROM jobs WHERE parent_job_id IN (SELECT unnest($ids)) "
-        "GROUP BY parent_job_id",
-        {"ids": ids},
-    ).fetchall()
+    # A literal list goes through the ``parent_job_id`` index; ``unnest`` would scan.
+    listed = sql_strings(ids)
+    if listed is not None:
+        rows = cur.execute(
+            f"SELECT parent_job_id, count(*) FROM jobs WHERE parent_job_id IN ({listed}) "  # noqa: S608
+            "GROUP BY parent_job_id"
+        ).fetchall()
+    else:
+        rows = cur.execute(
+            "SELECT parent_job_id, count(*) FROM jobs "
+            "WHERE parent_job_id IN (SELECT unnest($ids)) GROUP BY parent_job_id",
+            {"ids": ids},
+        ).fetchall()
     return {parent: int(n) for parent, n in rows}
 
 
