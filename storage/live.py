@@ -11,9 +11,10 @@ from typing import Any, cast
 
 import duckdb
 
+from jobtrail.storage._log_pages import _LOG_COLUMNS, _fetch_logs, _log_where
 from jobtrail.storage._query_model import JobRow, LogFilter, LogRow
 from jobtrail.storage._sql import fetch_dicts, log_data, snapshot, ts
-from jobtrail.storage.queries import _JOB_COLUMNS, _LOG_COLUMNS, _job_rows
+from jobtrail.storage.queries import _JOB_COLUMNS, _job_rows
 
 Cursor = duckdb.DuckDBPyConnection
 
@@ -35,7 +36,6 @@ def logs_in_range(cur: Cursor, first_id: int, last_id: int) -> list[LogRow]:
 
 def logs_after(cur: Cursor, after_id: int, flt: LogFilter, *, limit: int) -> list[LogRow]:
     """Replay for a reconnecting client: matching records after ``after_id``, oldest first."""
-    from jobtrail.storage.queries import _fetch_logs, _log_where
 
     where = _log_where(flt)
     where.add("l.id > $after_id", after_id=after_id)

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from jobtrail.storage import Database
+from jobtrail.storage import Database, _log_pages
 from jobtrail.storage import queries as q
 from jobtrail.storage._sql import utcnow
 from jobtrail.storage.schema import rebuild_log_summaries
@@ -180,7 +180,7 @@ def test_job_log_pages_equal_the_plain_query(
     after_id: int | None,
     limit: int,
 ) -> None:
-    monkeypatch.setattr(q, "_AGGREGATE_SPAN", aggregate_span)
+    monkeypatch.setattr(_log_pages, "_AGGREGATE_SPAN", aggregate_span)
     bound = "" if after_id is None else f" AND id > {after_id}"
     expected = [
         r[0]
