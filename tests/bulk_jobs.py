@@ -24,8 +24,12 @@ def bulk_load(
     every_s: float,
     logs_per_job: int = 20,
     status: str = "completed",
+    body_md5s: int = 1,
 ) -> None:
-    """``jobs`` finished jobs ending ``every_s`` apart, each with a step, 4 spans and logs."""
+    """``jobs`` finished jobs ending ``every_s`` apart, each with a step, 4 spans and logs.
+
+    Logs go in id order (job by job); ``body_md5s`` lengthens each body by that many hashes.
+    """
     p = {"prefix": prefix, "n": jobs, "t0": first_end, "every": every_s, "status": status}
     job_rows = """
         SELECT $prefix || i AS id, md5($prefix || i) AS trace_id,
@@ -64,9 +68,11 @@ def bulk_load(
                              received_at)
             SELECT $first + i * $per + k, $t0 + to_microseconds(CAST(i * $every * 1e6 AS BIGINT)),
                    md5($prefix || i), substr(md5('j' || $prefix || i), 1, 16), 9, 'info',
-                   'record ' || k || ' of ' || $prefix || i || ': ' || md5(k || $prefix || i),
+                   'record ' || k || ' of ' || $prefix || i || ':'
+                   || (SELECT string_agg(md5(m || k || $prefix || i), ' ') FROM range($md5s) b(m)),
                    $prefix || i, $t0 + to_microseconds(CAST(i * $every * 1e6 AS BIGINT))
-            FROM range($n) r(i), range($per) q(k)""",
-        {**p, "per": logs_per_job, "first": row[0] + 1},
+            FROM range($n) r(i), range($per) q(k)
+            ORDER BY i, k""",
+        {**p, "per": logs_per_job, "first": row[0] + 1, "md5s": body_md5s},
     )
     rebuild_log_summaries(con)

@@ -218,12 +218,20 @@ def used(db: Database) -> int:
 
 
 async def test_size_cap_prunes_oldest_finished_jobs_first(tmp_path: Path) -> None:
-    """Space comes back a row group (122,880 rows) at a time: 300,000 logs make three."""
+    """The cap is met part-way, the oldest gone first.
+
+    DuckDB gives space back a row group (122,880 rows) at a time, and its block count for the
+    same data moves by a few 256 KiB blocks between runs. Long log bodies make the logs, not
+    the fixed indexes and metadata, most of the file, and the cap sits between "one row group
+    freed" (~0.67 of the file here) and "half the jobs gone" (~0.45), not at an edge.
+    """
     db = Database(tmp_path / "db.duckdb")
-    bulk_load(db.con, prefix="f", jobs=1200, first_end=BASE, every_s=60, logs_per_job=250)
+    bulk_load(
+        db.con, prefix="f", jobs=1200, first_end=BASE, every_s=60, logs_per_job=250, body_md5s=4
+    )
     bulk_load(db.con, prefix="r", jobs=5, first_end=BASE, every_s=1, status="running")
     before = used(db)
-    cap = int(before * 0.8)
+    cap = int(before * 0.6)
     now = at(BASE + timedelta(days=3))  # everything is younger than max_age
     policy = RetentionPolicy(max_size_bytes=cap, chunk_jobs=100)
     report = await prune(direct_runner(db.con), policy, now=now)
