@@ -30,10 +30,19 @@ STEPS, LINES = 2, 5
 ALL_LINES = [f"line {s}.{i}" for s in range(STEPS) for i in range(LINES)]
 
 
+def _interruptible() -> None:
+    """Let the child take SIGINT as from a terminal, even under a shell that ignores it.
+
+    A command run in the background of a non-interactive shell starts with SIGINT ignored,
+    and Python keeps an ignored SIGINT ignored, so Ctrl-C would never reach the CLI.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _jobtrail(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "jobtrail", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible,
     )  # fmt: skip
 
 
