@@ -23,10 +23,10 @@ from typing import Any
 import duckdb
 
 from jobtrail.storage import Database
-from jobtrail.storage.schema import rebuild_log_summaries
+from jobtrail.storage.schema import JOB_SEARCH_TEXT, rebuild_log_summaries
 
 #: Bump when the generated data changes (cached databases are keyed by it).
-VERSION = 3
+VERSION = 4
 _MEMORY_LIMIT = os.environ.get("BENCH_BULKGEN_MEMORY", "12GB")
 STEPS = 10
 TYPES = ["import", "export", "sync", "report", "email", "billing", "index", "backup"]
@@ -47,6 +47,7 @@ def _jobs_sql(n: int, now: str) -> str:
     step_us = SPAN_DAYS * 86_400 * 1_000_000 // n
     return f"""
     INSERT INTO jobs BY NAME
+    SELECT *, {JOB_SEARCH_TEXT} AS search_text FROM (
     WITH base AS (
         SELECT i, (hash(i) >> 1)::BIGINT AS h, (hash(i * 7 + 3) >> 1)::BIGINT AS h2,
                TIMESTAMP '{now}' - to_microseconds({(n - 1)}::BIGINT * {step_us} - i * {step_us})
@@ -93,6 +94,7 @@ def _jobs_sql(n: int, now: str) -> str:
         '[]' AS attempts
     FROM b
     ORDER BY i
+    )
     """
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import duckdb
 
 from jobtrail.storage.derive import JOB_COLUMNS, STEP_COLUMNS  # the tables' column order
+from jobtrail.storage.schema import JOB_SEARCH_TEXT
 
 _TS = "'%Y-%m-%dT%H:%M:%S.%fZ'"
 
@@ -185,7 +186,8 @@ WHERE f.id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM late_ n WHERE n.id = f.id)
 UNION ALL {job_fold_sql(lake, ids="late_")}"""
     return f"""
 CREATE OR REPLACE VIEW jobs AS {late}
-SELECT {columns}, coalesce(caps.dropped_, 0)::BIGINT AS logs_dropped
+SELECT {columns}, coalesce(caps.dropped_, 0)::BIGINT AS logs_dropped,
+    {JOB_SEARCH_TEXT} AS search_text
 FROM ({rows}) j LEFT JOIN (  -- what the per-job log cap dropped
     SELECT job_id AS id, sum(dropped) AS dropped_ FROM {lake}.log_caps GROUP BY job_id
 ) caps USING (id)"""

@@ -21,6 +21,7 @@ import orjson
 import pyarrow as pa
 
 from jobtrail.storage._sql import sql_strings
+from jobtrail.storage.schema import JOB_SEARCH_TEXT
 
 #: Below this many rows a table is rewritten with one ``INSERT OR REPLACE``.
 _SMALL_TABLE_ROWS = 200_000
@@ -130,7 +131,8 @@ class RowAccess:
             delete = self._delete_jobs if table == "jobs" else self._delete_steps
             replace = bool(stored) and (self._careful or not delete(stored))  # type: ignore[arg-type]
             verb = "INSERT OR REPLACE" if replace else "INSERT"
-            self._con.execute(f"{verb} INTO {table} BY NAME SELECT * FROM _upsert_rows")  # noqa: S608
+            extra = f", {JOB_SEARCH_TEXT} AS search_text" if table == "jobs" else ""
+            self._con.execute(f"{verb} INTO {table} BY NAME SELECT *{extra} FROM _upsert_rows")  # noqa: S608
         finally:
             self._con.unregister("_upsert_rows")
 

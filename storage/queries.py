@@ -62,7 +62,6 @@ from jobtrail.storage._sql import (
     parse_json,
     snapshot,
     sql_strings,
-    text_match,
     ts,
 )
 from jobtrail.storage._stats import get_stats
@@ -189,7 +188,7 @@ def list_jobs(
     if flt.until is not None:
         where.add("j.started_at < $until", until=flt.until)
     if flt.q:
-        text_match(where, ("j.name", "j.id", "j.type", "j.error"), flt.q)
+        where.add("contains(j.search_text, $q)", q=flt.q.lower())  # name, id, type, error
     if flt.top_level_only:
         where.add("j.parent_job_id IS NULL")
     elif flt.parent is not None:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import duckdb
 
-from jobtrail.storage.schema import rebuild_log_summaries
+from jobtrail.storage.schema import fill_search_text, rebuild_log_summaries
 
 BASE = datetime(2026, 1, 1)
 
@@ -44,6 +44,7 @@ def bulk_load(
                    ended, true FROM ({job_rows})""",
         p,
     )
+    fill_search_text(con)
     p.pop("status")
     con.execute(
         f"""INSERT INTO steps (trace_id, span_id, parent_span_id, job_id, seq, name, status,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobtrail.storage import Database
-from jobtrail.storage.schema import rebuild_log_summaries
+from jobtrail.storage.schema import fill_search_text, rebuild_log_summaries
 
 BASE = datetime(2026, 11, 23, 12, 0, 0)
 TRACE_IMPORT = "0af7651916cd43dd8448eb211c80319c"
@@ -202,6 +202,7 @@ def fill_db(db: Database, *, now: datetime | None = None) -> None:
             _spans(),
         )
         rebuild_log_summaries(con)  # what the writer keeps as logs arrive
+        fill_search_text(con)
         con.execute("COMMIT")
     finally:
         con.close()

@@ -12,7 +12,7 @@ import pytest
 from jobtrail.storage import Database, _log_pages
 from jobtrail.storage import queries as q
 from jobtrail.storage._sql import utcnow
-from jobtrail.storage.schema import rebuild_log_summaries
+from jobtrail.storage.schema import fill_search_text, rebuild_log_summaries
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def cur(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
            FROM range(1500) t(i)""",
         {"now": now},
     )
+    fill_search_text(con)  # what the writer stores with each row
     yield con
     con.close()
     db.close()

@@ -18,6 +18,19 @@ def test_sql_strings_doubles_quotes_and_refuses_nul() -> None:
     assert sql_strings([]) is None
 
 
+def _job_rows(ids: list[str], status: str) -> pa.Table:
+    """What the writer hands over: at least the columns the search text is made of."""
+    return pa.table(
+        {
+            "id": ids,
+            "name": [f"Import {i}" for i in ids],
+            "type": ["t"] * len(ids),
+            "error": pa.nulls(len(ids), pa.string()),
+            "status": [status] * len(ids),
+        }
+    )
+
+
 def test_odd_job_ids_are_found_and_replaced(tmp_path: Path) -> None:
     db = Database(tmp_path / "db.duckdb")
     con = db.con.cursor()
@@ -25,10 +38,12 @@ def test_odd_job_ids_are_found_and_replaced(tmp_path: Path) -> None:
     access = RowAccess(con)
     found = access.jobs([*ODD_IDS, "absent"])
     assert sorted(found) == sorted(ODD_IDS)
-    rows = pa.table({"id": ODD_IDS, "type": ["t"] * 5, "status": ["completed"] * 5})
+    rows = _job_rows(ODD_IDS, "completed")
     access.write("jobs", rows, {job_id: job_id for job_id in ODD_IDS})
-    stored = con.execute("SELECT id, status FROM jobs ORDER BY id").fetchall()
-    assert stored == sorted((job_id, "completed") for job_id in ODD_IDS)
+    stored = con.execute("SELECT id, status, search_text FROM jobs ORDER BY id").fetchall()
+    assert stored == sorted(
+        (job_id, "completed", f"import {job_id}\n{job_id}\nt".lower()) for job_id in ODD_IDS
+    )
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'jobs'").fetchone() == (1,)
     db.close()
 
@@ -40,7 +55,7 @@ def test_a_job_id_with_nul_is_replaced_without_a_literal_list(tmp_path: Path) ->
     con.execute("INSERT INTO jobs (id, type, status) SELECT unnest(?), 't', 'running'", [ids])
     access = RowAccess(con)
     assert sorted(access.jobs(ids)) == sorted(ids)
-    rows = pa.table({"id": ids, "type": ["t"] * 2, "status": ["failed"] * 2})
+    rows = _job_rows(ids, "failed")
     access.write("jobs", rows, {job_id: job_id for job_id in ids})
     stored = con.execute("SELECT id, status FROM jobs ORDER BY id").fetchall()
     assert stored == sorted((job_id, "failed") for job_id in ids)
