@@ -99,19 +99,28 @@ class Emitter:
         if span is not None:
             context = trace.set_span_in_context(span)
         number, text = _SEVERITY[level]
-        kwargs: dict[str, Any] = {
-            "timestamp": timestamp if timestamp is not None else time_ns(),
-            "context": context,
-            "severity_number": number,
-            "severity_text": text,
-            "body": body,
-            "attributes": attributes,
-        }
-        if event_name is not None:
-            attrs = dict(attributes)
-            attrs[EVENT_NAME] = event_name
-            kwargs["attributes"] = attrs
-            if _HAS_EVENT_NAME:
-                kwargs["event_name"] = event_name
         logger = self._logger if scope is None else self._provider.get_logger(scope)
-        logger.emit(**kwargs)
+        if timestamp is None:
+            timestamp = time_ns()
+        if event_name is None:  # a log line: keywords spelled out, no dict built per record
+            logger.emit(
+                timestamp=timestamp,
+                context=context,
+                severity_number=number,
+                severity_text=text,
+                body=body,
+                attributes=attributes,
+            )
+            return
+        attrs = dict(attributes)
+        attrs[EVENT_NAME] = event_name
+        kwargs: dict[str, Any] = {"event_name": event_name} if _HAS_EVENT_NAME else {}
+        logger.emit(
+            timestamp=timestamp,
+            context=context,
+            severity_number=number,
+            severity_text=text,
+            body=body,
+            attributes=attrs,
+            **kwargs,
+        )

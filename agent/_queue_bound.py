@@ -170,18 +170,18 @@ class QueueBound:
             )
         return self._average
 
-    def admit(self, item: Any, batch_processor: Any, enqueue: Callable[[], None]) -> None:
-        """Make room for ``item`` (oldest first), then ``enqueue()`` it, or drop it.
+    def admit(self, item: Any, batch_processor: Any, enqueue: Callable[[Any], object]) -> None:
+        """Make room for ``item`` (oldest first), then ``enqueue(item)``, or drop it.
 
         ``batch_processor`` is the SDK's ``BatchProcessor`` (its ``_queue``,
-        ``_max_queue_size`` and ``_max_export_batch_size``); without them, ``enqueue()``
+        ``_max_queue_size`` and ``_max_export_batch_size``); without them, ``enqueue(item)``
         runs unbounded by bytes, as the SDK alone would.
         """
         queue = getattr(batch_processor, "_queue", None)
         capacity = getattr(batch_processor, "_max_queue_size", None)
         batch = getattr(batch_processor, "_max_export_batch_size", None)
         if queue is None or capacity is None or batch is None:
-            enqueue()
+            enqueue(item)
             return
         dropped = 0
         with self._lock:
@@ -203,7 +203,7 @@ class QueueBound:
                     self._records -= 1
                     dropped += 1
                 self._records += 1
-                enqueue()
+                enqueue(item)
             self._records = max(self._records, 0)
         if dropped:
             self._dropped(dropped)

@@ -61,8 +61,10 @@ class Scope:
             >>> with jobtrail.job("nightly export", type="export") as job:
             ...     job.log("warn", "slow page", page=3, elapsed_ms=950)
         """
-        with self._rt.counters.guard("log"):
+        try:
             self._log(normalise_level(level), message, exc, data)
+        except Exception as err:  # what counters.guard does, without an object per line
+            self._rt.counters.internal_error("log", err)
 
     def debug(self, message: str, /, **data: Any) -> None:
         """Log at ``debug``; see :meth:`log`.
@@ -72,8 +74,10 @@ class Scope:
             >>> with jobtrail.job("sync", type="sync") as job:
             ...     job.debug("cursor", offset=100)
         """
-        with self._rt.counters.guard("log"):
+        try:
             self._log("debug", message, None, data)
+        except Exception as err:  # what counters.guard does, without an object per line
+            self._rt.counters.internal_error("log", err)
 
     def info(self, message: str, /, **data: Any) -> None:
         """Log at ``info``; see :meth:`log`.
@@ -83,8 +87,10 @@ class Scope:
             >>> with jobtrail.job("sync", type="sync") as job:
             ...     job.info("fetched users", count=42)
         """
-        with self._rt.counters.guard("log"):
+        try:
             self._log("info", message, None, data)
+        except Exception as err:  # what counters.guard does, without an object per line
+            self._rt.counters.internal_error("log", err)
 
     def success(self, message: str, /, **data: Any) -> None:
         """Log at ``success`` (INFO2, severity text ``SUCCESS``); see :meth:`log`.
@@ -94,8 +100,10 @@ class Scope:
             >>> with jobtrail.job("sync", type="sync") as job:
             ...     job.success("all users imported")
         """
-        with self._rt.counters.guard("log"):
+        try:
             self._log("success", message, None, data)
+        except Exception as err:  # what counters.guard does, without an object per line
+            self._rt.counters.internal_error("log", err)
 
     def warn(self, message: str, /, **data: Any) -> None:
         """Log at ``warn``; see :meth:`log`.
@@ -105,8 +113,10 @@ class Scope:
             >>> with jobtrail.job("sync", type="sync") as job:
             ...     job.warn("retrying", attempt=2)
         """
-        with self._rt.counters.guard("log"):
+        try:
             self._log("warn", message, None, data)
+        except Exception as err:  # what counters.guard does, without an object per line
+            self._rt.counters.internal_error("log", err)
 
     def error(self, message: str, /, *, exc: BaseException | None = None, **data: Any) -> None:
         """Log at ``error`` with a stack trace; see :meth:`log`.
@@ -121,8 +131,10 @@ class Scope:
             ...     except ZeroDivisionError:
             ...         job.error("bad ratio", row=7)
         """
-        with self._rt.counters.guard("log"):
+        try:
             self._log("error", message, exc, data)
+        except Exception as err:  # what counters.guard does, without an object per line
+            self._rt.counters.internal_error("log", err)
 
     def fatal(self, message: str, /, *, exc: BaseException | None = None, **data: Any) -> None:
         """Log at ``fatal`` with a stack trace, like :meth:`error`.
@@ -132,8 +144,10 @@ class Scope:
             >>> with jobtrail.job("sync", type="sync") as job:
             ...     job.fatal("disk full", free_bytes=0)
         """
-        with self._rt.counters.guard("log"):
+        try:
             self._log("fatal", message, exc, data)
+        except Exception as err:  # what counters.guard does, without an object per line
+            self._rt.counters.internal_error("log", err)
 
     def _log(
         self, level: str, message: str, exc: BaseException | None, data: dict[str, Any]
