@@ -367,6 +367,8 @@ class Agent(ExecuteMixin):
             state = self._state
             if state is None or state.pipeline is None:
                 return True
+            if state.runtime.heartbeat is not None:  # lifecycle records still waiting
+                state.runtime.heartbeat.flush_now()
             ok = state.pipeline.force_flush(timeout_s)
             if not ok:
                 self._counters.add("flush_timeouts")
@@ -398,6 +400,7 @@ class Agent(ExecuteMixin):
                 logger.removeHandler(handler)
             if state.runtime.heartbeat is not None:
                 state.runtime.heartbeat.stop()
+                state.runtime.heartbeat.flush_now()
             if state.pipeline is None:
                 return True
             ok = state.pipeline.shutdown(timeout_s)

@@ -1,13 +1,15 @@
-"""Periodic ``job.heartbeat`` records for running jobs, and progress sent a moment later.
+"""Periodic ``job.heartbeat`` records for running jobs; lifecycle records sent a moment later.
 
 The collector marks a job ``lost`` when it has heard nothing from it for a while (see
 DESIGN, lifecycle events); a job busy in one long step logs nothing, so one background
 thread per agent speaks for all running jobs.
 
-The same thread sends a job's automatic progress (after each step) a moment late: when the
-next step starts within that moment, its ``step.started`` record carries the progress and
-no separate record is needed. A job of many quick steps then costs one record per step,
-not two, and the page still sees every change within twice :data:`PROGRESS_DELAY_S`.
+The same thread sends a job's ``job.started``, a step's ``step.started`` and a job's automatic
+progress (after each step) a moment late, :data:`PROGRESS_DELAY_S`: a job or step that has
+ended by then needs none of them, its span says everything, and a step starting within the
+moment carries the progress the step before it made. A job of many quick steps then costs
+its spans and log lines alone, while the page still sees a long job or step within twice
+:data:`PROGRESS_DELAY_S` (then the export delay) of its start.
 
 While jobs run, the thread wakes every :data:`PROGRESS_DELAY_S` on its own, so a step that
 ends does not wake it: a wake-up per step (a lock handed over, the GIL taken and given
@@ -25,14 +27,16 @@ from ._stats import Counters
 __all__ = ["Heartbeat"]
 
 
-#: How long automatic progress may wait for the next ``step.started`` to carry it.
+#: How long lifecycle records wait: for the job or step to end, or the next step to start.
 PROGRESS_DELAY_S = 0.2
 
 
 class _Beating(Protocol):
     def _emit_heartbeat(self) -> None: ...
 
-    def _flush_progress(self) -> None: ...
+
+class _Deferring(Protocol):
+    def _flush_due(self) -> None: ...
 
 
 class Heartbeat:
@@ -47,7 +51,7 @@ class Heartbeat:
         self._interval_s = interval_s
         self._counters = counters
         self._jobs: set[_Beating] = set()
-        self._due: dict[_Beating, float] = {}
+        self._due: dict[_Deferring, float] = {}
         self._cond = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -60,21 +64,33 @@ class Heartbeat:
             self._ensure_thread()
 
     def discard(self, job: _Beating) -> None:
-        """Stop beating for ``job`` (and forget progress it had not sent)."""
+        """Stop beating for ``job``."""
         with self._cond:
             self._jobs.discard(job)
-            self._due.pop(job, None)
 
-    def progress_soon(self, job: _Beating) -> None:
-        """Call ``job._flush_progress()`` within about :data:`PROGRESS_DELAY_S` seconds."""
+    def soon(self, item: _Deferring) -> None:
+        """Call ``item._flush_due()`` within about :data:`PROGRESS_DELAY_S` seconds."""
         with self._cond:
-            if job in self._due:
+            if item in self._due:
                 return
             due = time.monotonic() + PROGRESS_DELAY_S
-            self._due[job] = due
+            self._due[item] = due
             self._ensure_thread()
             if self._wake_at > due + PROGRESS_DELAY_S:  # in a long wait: only then wake it
                 self._cond.notify()
+
+    def forget(self, item: _Deferring) -> None:
+        """Drop ``item``'s pending call (it ended: nothing is left to send)."""
+        with self._cond:
+            self._due.pop(item, None)
+
+    def flush_now(self) -> None:
+        """Make every pending call now, in this thread (before a flush of the exporters)."""
+        with self._cond:
+            due, self._due = list(self._due), {}
+        for item in due:
+            with self._counters.guard("lifecycle"):
+                item._flush_due()
 
     def stop(self) -> None:
         """Stop the thread (it exits at once)."""
@@ -98,13 +114,13 @@ class Heartbeat:
                 if self._stopped:
                     return
                 now = time.monotonic()
-                due = [job for job, at in self._due.items() if at <= now]
-                for job in due:
-                    del self._due[job]
+                due = [item for item, at in self._due.items() if at <= now]
+                for item in due:
+                    del self._due[item]
                 beat = now >= next_beat
                 if not due and not beat:
                     wake = min([next_beat, *self._due.values()])
-                    if self._jobs:  # tick while jobs run: progress_soon need not wake us
+                    if self._jobs:  # tick while jobs run: soon() need not wake us
                         wake = min(wake, now + PROGRESS_DELAY_S)
                     self._wake_at = wake
                     self._cond.wait(wake - now)
@@ -113,9 +129,9 @@ class Heartbeat:
                 jobs = list(self._jobs) if beat else []
                 if beat:
                     next_beat = now + self._interval_s
-            for job in due:
-                with self._counters.guard("progress"):
-                    job._flush_progress()
+            for item in due:
+                with self._counters.guard("lifecycle"):
+                    item._flush_due()
             for job in jobs:
                 with self._counters.guard("heartbeat"):
                     job._emit_heartbeat()

@@ -7,6 +7,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from contextvars import Token
+from time import time_ns
 from types import TracebackType
 from typing import Any
 
@@ -16,9 +17,6 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 
 from jobtrail.semconv import (
-    EVENT_JOB_HEARTBEAT,
-    EVENT_JOB_PROGRESS,
-    EVENT_JOB_STARTED,
     JOB_ATTEMPT,
     JOB_CANCEL_REASON,
     JOB_CURRENT_STEP,
@@ -51,6 +49,7 @@ from ._encode import (
     exception_attributes,
     json_text,
 )
+from ._lifecycle import JobLifecycle
 from ._runtime import Runtime
 from ._scope import Scope
 from ._step import Step, run_step
@@ -70,7 +69,7 @@ def _positive_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
-class Job(Scope):
+class Job(Scope, JobLifecycle):
     """A running (or finished) background job; create it with :func:`jobtrail.job`.
 
     Use it as ``with``/``async with``; inside, the same object is returned by
@@ -118,6 +117,10 @@ class Job(Scope):
         self._status = "pending"
         self._percent = 0.0
         self._progress_unsent = False  # automatic progress waiting for a record to carry it
+        #: ``job.started`` not sent yet (attributes, time), and the step whose
+        #: ``step.started`` is not sent yet: both wait a moment for the heartbeat thread.
+        self._pending_start: tuple[dict[str, AttributeValue], int] | None = None
+        self._pending_step: Step | None = None
         self._current_step: str | None = None
         self._seq = 0
         self._steps_done = 0
@@ -291,9 +294,6 @@ class Job(Scope):
         self._finish(exc)
 
     # -- internals -------------------------------------------------------------------------
-    def _identity(self) -> dict[str, AttributeValue]:
-        return {JOB_ID: self._id, JOB_TYPE: self._type, JOB_NAME: self._name}
-
     def _log_attributes(self) -> dict[str, AttributeValue]:
         return {JOB_ID: self._id}
 
@@ -336,15 +336,13 @@ class Job(Scope):
         span.set_attribute(JOB_ID, self._id)
         attrs[JOB_ID] = self._id
         self._otel_token = otel_context.attach(trace.set_span_in_context(span))
-        if self._rt.heartbeat is not None:
-            self._rt.heartbeat.add(self)
-        self._rt.emitter.emit(
-            level="info",
-            body="job started",
-            attributes=attrs,
-            span=span,
-            event_name=EVENT_JOB_STARTED,
-        )
+        heartbeat = self._rt.heartbeat
+        if heartbeat is None:
+            self._emit_started(attrs, None)
+        else:  # sent a moment later, unless the job has ended by then (see _heartbeat)
+            heartbeat.add(self)
+            self._pending_start = (attrs, time_ns())
+            heartbeat.soon(self)
         if (hook := ON_JOB_STARTED.get()) is not None:
             hook(self)
 
@@ -369,8 +367,11 @@ class Job(Scope):
             self._status = status
             self._end_span(status, exc)
         with self._rt.counters.guard("job.restore_context"):
+            with self._lock:  # owed records the span makes needless
+                self._pending_start, self._pending_step = None, None
             if self._rt.heartbeat is not None:
                 self._rt.heartbeat.discard(self)
+                self._rt.heartbeat.forget(self)
             restore_context(self._tokens, self._otel_token, {CURRENT_JOB: self._parent})
             self._tokens, self._otel_token = [], None
 
@@ -410,52 +411,3 @@ class Job(Scope):
         else:
             span.set_status(Status(StatusCode.OK))
         span.end()
-
-    def _emit_progress(self, event: str = EVENT_JOB_PROGRESS) -> None:
-        with self._lock:
-            self._progress_unsent = False
-        attrs = self._identity()
-        attrs[JOB_PROGRESS] = self._percent
-        if self._current_step is not None:
-            attrs[JOB_CURRENT_STEP] = self._current_step
-        body = "heartbeat" if event == EVENT_JOB_HEARTBEAT else f"progress {self._percent:g}%"
-        self._rt.emitter.emit(
-            level="info", body=body, attributes=attrs, span=self._span, event_name=event
-        )
-
-    def _emit_heartbeat(self) -> None:
-        if self._status == "running":
-            self._emit_progress(EVENT_JOB_HEARTBEAT)
-
-    def _next_seq(self, step_name: str) -> int:
-        with self._lock:
-            self._seq += 1
-            self._current_step = step_name
-            return self._seq
-
-    def _step_finished(self, step: Step) -> None:
-        """Auto-progress: with ``total_steps``, each completed/skipped step moves the bar."""
-        if self._total_steps is None or step.status not in ("completed", "skipped"):
-            return
-        with self._lock:
-            self._steps_done += 1
-            self._percent = min(100.0, self._steps_done / self._total_steps * 100.0)
-            self._current_step = step.name
-            self._progress_unsent = True
-        if self._rt.heartbeat is None:
-            self._emit_progress()
-        else:  # the next step's step.started record will most likely carry it
-            self._rt.heartbeat.progress_soon(self)
-
-    def _flush_progress(self) -> None:
-        """Send automatic progress that no ``step.started`` record has carried yet."""
-        if self._status == "running" and self._progress_unsent:
-            self._emit_progress()
-
-    def _progress_for_step_record(self) -> float | None:
-        """The progress a ``step.started`` record should carry (and now has sent)."""
-        with self._lock:
-            if not self._progress_unsent:
-                return None
-            self._progress_unsent = False
-            return self._percent

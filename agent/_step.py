@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from contextvars import Token
+from time import time_ns
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,7 @@ class Step(Scope):
         self._skip_reason: str | None = None
         self._tokens: ContextTokens = []
         self._otel_token: Token[Context] | None = None
+        self._started_record: tuple[dict[str, AttributeValue], int] | None = None
 
     @property
     def name(self) -> str:
@@ -175,6 +177,23 @@ class Step(Scope):
             JOB_STEP: self._name,
             JOB_STEP_SEQ: self._seq,
         }
+        self._started_record = (record, time_ns())
+        heartbeat = self._rt.heartbeat
+        if heartbeat is not None and job._defer_step_start(self):
+            heartbeat.soon(job)  # sent a moment later, unless the step has ended by then
+        else:
+            self._emit_started()
+
+    def _emit_started(self) -> None:
+        """Send ``step.started`` (once), carrying the job's progress not sent yet."""
+        job = self._job
+        with job._lock:
+            pending, self._started_record = self._started_record, None
+            if job._pending_step is self:
+                job._pending_step = None
+        if pending is None:
+            return
+        record, at = pending
         progress = job._progress_for_step_record()
         if progress is not None:
             record[JOB_PROGRESS] = progress
@@ -182,13 +201,19 @@ class Step(Scope):
             level="info",
             body="step started",
             attributes=record,
-            span=span,
+            span=self._span,
             event_name=EVENT_STEP_STARTED,
+            timestamp=at,
         )
 
     def _finish(self, exc: BaseException | None) -> None:
         if self._status != "running":
             return
+        job = self._job
+        with job._lock:  # a step.started not sent yet: the span says it all
+            self._started_record = None
+            if job._pending_step is self:
+                job._pending_step = None
         with self._rt.counters.guard("step.finish"):
             if exc is not None:
                 self._status = "failed"

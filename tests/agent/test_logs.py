@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -10,6 +12,7 @@ from jobtrail.agent._encode import truncate_middle
 from jobtrail.semconv import (
     EVENT_JOB_HEARTBEAT,
     EVENT_JOB_PROGRESS,
+    EVENT_JOB_STARTED,
     EVENT_STEP_STARTED,
     EXCEPTION_MESSAGE,
     EXCEPTION_STACKTRACE,
@@ -19,6 +22,7 @@ from jobtrail.semconv import (
     JOB_NAME,
     JOB_PROGRESS,
     JOB_STEP,
+    JOB_STEP_STATUS,
     JOB_TYPE,
     SEVERITY_BY_LEVEL,
 )
@@ -172,34 +176,62 @@ def test_heartbeats_for_running_jobs() -> None:
         rec.agent.shutdown(timeout_s=1)
 
 
-def test_step_progress_rides_on_the_next_step_record() -> None:
-    """Quick steps cost one lifecycle record each; a pause still sends progress promptly."""
+def _wait_for(found: Callable[[], list[Any]], limit_s: float = 2.0) -> float:
+    """Seconds until ``found()`` returned something (bounded)."""
+    started = time.monotonic()
+    while not found() and time.monotonic() - started < limit_s:
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def test_lifecycle_records_wait_a_moment_and_quick_work_needs_none() -> None:
+    """Quick steps cost their spans alone; a long step or a pause is still seen promptly."""
     rec = make_recorded(heartbeat_interval_s=30)
     try:
         with rec.agent.job("quick", type="t", total_steps=4) as job:
-            for name in ("one", "two", "three"):
+            for name in ("one", "two"):
                 with job.step(name):
                     pass
-            assert rec.events(EVENT_JOB_PROGRESS) == []  # carried by step.started instead
-            carried = [
-                (attrs(r)[JOB_STEP], attrs(r).get(JOB_PROGRESS))
-                for r in rec.events(EVENT_STEP_STARTED)
-            ]
-            assert carried == [("one", None), ("two", 25.0), ("three", 50.0)]
-            started = time.monotonic()
-            while not rec.events(EVENT_JOB_PROGRESS) and time.monotonic() - started < 2:
-                time.sleep(0.01)  # nothing follows "three": the flusher sends it alone
-            waited = time.monotonic() - started
+            entered = time.time_ns()
+            with job.step("three"):
+                waited = _wait_for(lambda: rec.events(EVENT_STEP_STARTED))
+                (started,) = rec.events(EVENT_STEP_STARTED)  # only the step still running
+                assert attrs(started)[JOB_STEP] == "three" and waited < 1.0
+                assert attrs(started)[JOB_PROGRESS] == 50.0  # the steps before it, carried
+                assert entered <= started.timestamp <= entered + int(0.1e9)  # when it began
+                (job_started,) = rec.events(EVENT_JOB_STARTED)  # the job runs on: announced
+                assert job_started.timestamp < entered
+            assert rec.events(EVENT_JOB_PROGRESS) == []
+            waited = _wait_for(lambda: rec.events(EVENT_JOB_PROGRESS))  # nothing runs now
             progress = [
                 (attrs(r)[JOB_PROGRESS], attrs(r)[JOB_CURRENT_STEP])
                 for r in rec.events(EVENT_JOB_PROGRESS)
             ]
-            assert progress == [(75.0, "three")]
-            assert waited < 1.0
+            assert progress == [(75.0, "three")] and waited < 1.0
             with job.step("four"):
                 pass
-        time.sleep(0.4)  # the job ended: its span carries 100%, no late record follows
+        time.sleep(0.5)  # the job ended: its span carries 100%, no late record follows
         assert len(rec.events(EVENT_JOB_PROGRESS)) == 1
+        assert len(rec.events(EVENT_STEP_STARTED)) == 1
         assert attrs(rec.span("quick"))[JOB_PROGRESS] == 100.0
+        with rec.agent.job("instant", type="t") as job:
+            with job.step("only"):
+                pass
+        time.sleep(0.5)
+        assert len(rec.events(EVENT_JOB_STARTED)) == 1  # still only the long job's
+        assert len(rec.events(EVENT_STEP_STARTED)) == 1
+        assert attrs(rec.span("only"))[JOB_STEP_STATUS] == "completed"
+    finally:
+        rec.agent.shutdown(timeout_s=1)
+
+
+def test_force_flush_sends_lifecycle_records_still_waiting() -> None:
+    rec = make_recorded(heartbeat_interval_s=30)
+    try:
+        with rec.agent.job("flushed", type="t") as job:
+            with job.step("load"):
+                assert rec.agent.force_flush(timeout_s=1)
+                assert [attrs(r)[JOB_ID] for r in rec.events(EVENT_JOB_STARTED)] == [job.id]
+                assert [attrs(r)[JOB_STEP] for r in rec.events(EVENT_STEP_STARTED)] == ["load"]
     finally:
         rec.agent.shutdown(timeout_s=1)
