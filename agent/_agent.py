@@ -149,7 +149,9 @@ class Agent(ExecuteMixin):
             insecure: gRPC without TLS (default: from the endpoint scheme).
             export_timeout_s: Per-export timeout (default: the exporter's, 10 s).
             heartbeat_interval_s: ``job.heartbeat`` period for running jobs (env
-                ``JOBTRAIL_HEARTBEAT_INTERVAL_S``; default 30; 0 disables).
+                ``JOBTRAIL_HEARTBEAT_INTERVAL_S``; default 30; 0 disables, and then
+                ``job.started``/``step.started`` are sent at once, for every job and step,
+                rather than only for those still running 0.2 s later).
             shutdown_timeout_s: Bound of the flush at interpreter exit (env
                 ``JOBTRAIL_SHUTDOWN_TIMEOUT_S``; default 5).
             spool_dir: Directory where OTLP export batches wait, on disk, while the
