@@ -50,6 +50,9 @@ def severity_text(level: str) -> str:
     return SUCCESS_SEVERITY_TEXT if level == "success" else level.upper()
 
 
+#: No extra ``emit`` keywords (a log line, or an SDK without ``event_name``).
+_NO_EXTRA: dict[str, Any] = {}
+
 #: ``(severity_number, severity_text)`` per jobtrail level, built once: this runs per record.
 _SEVERITY = {
     level: (SeverityNumber(number), severity_text(level))
@@ -100,27 +103,17 @@ class Emitter:
             context = trace.set_span_in_context(span)
         number, text = _SEVERITY[level]
         logger = self._logger if scope is None else self._provider.get_logger(scope)
-        if timestamp is None:
-            timestamp = time_ns()
-        if event_name is None:  # a log line: keywords spelled out, no dict built per record
-            logger.emit(
-                timestamp=timestamp,
-                context=context,
-                severity_number=number,
-                severity_text=text,
-                body=body,
-                attributes=attributes,
-            )
-            return
-        attrs = dict(attributes)
-        attrs[EVENT_NAME] = event_name
-        kwargs: dict[str, Any] = {"event_name": event_name} if _HAS_EVENT_NAME else {}
-        logger.emit(
-            timestamp=timestamp,
+        extra = _NO_EXTRA
+        if event_name is not None:
+            attributes = {**attributes, EVENT_NAME: event_name}
+            if _HAS_EVENT_NAME:
+                extra = {"event_name": event_name}
+        logger.emit(  # keywords spelled out: no dict built per log line
+            timestamp=time_ns() if timestamp is None else timestamp,
             context=context,
             severity_number=number,
             severity_text=text,
             body=body,
-            attributes=attrs,
-            **kwargs,
+            attributes=attributes,
+            **extra,
         )

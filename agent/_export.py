@@ -212,7 +212,7 @@ _NO_CONTEXT = Context()
 
 
 def _readable(record: ReadWriteLogRecord) -> ReadableLogRecord:
-    """What the SDK's ``BatchLogRecordProcessor.on_emit`` queues, made for a quarter less.
+    """What the SDK's ``BatchLogRecordProcessor.on_emit`` queues, without ``copy.copy``.
 
     The SDK queues a shallow copy of the API record without its context (which can hold
     large values) through ``copy.copy``, the generic protocol (~3 us a record, a tenth of
