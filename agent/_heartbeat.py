@@ -39,6 +39,10 @@ class _Deferring(Protocol):
     def _flush_due(self) -> None: ...
 
 
+class _Job(_Beating, _Deferring, Protocol):
+    """A running job: it beats, and may owe lifecycle records."""
+
+
 class Heartbeat:
     """Emit a heartbeat for every registered job every ``interval_s`` seconds.
 
@@ -63,10 +67,11 @@ class Heartbeat:
             self._jobs.add(job)
             self._ensure_thread()
 
-    def discard(self, job: _Beating) -> None:
-        """Stop beating for ``job``."""
+    def discard(self, job: _Job) -> None:
+        """Stop beating for ``job`` and drop its pending call (it ended: nothing is owed)."""
         with self._cond:
             self._jobs.discard(job)
+            self._due.pop(job, None)
 
     def soon(self, item: _Deferring) -> None:
         """Call ``item._flush_due()`` within about :data:`PROGRESS_DELAY_S` seconds."""
@@ -78,11 +83,6 @@ class Heartbeat:
             self._ensure_thread()
             if self._wake_at > due + PROGRESS_DELAY_S:  # in a long wait: only then wake it
                 self._cond.notify()
-
-    def forget(self, item: _Deferring) -> None:
-        """Drop ``item``'s pending call (it ended: nothing is left to send)."""
-        with self._cond:
-            self._due.pop(item, None)
 
     def flush_now(self) -> None:
         """Make every pending call now, in this thread (before a flush of the exporters)."""

@@ -371,7 +371,6 @@ class Job(Scope, JobLifecycle):
                 self._pending_start, self._pending_step = None, None
             if self._rt.heartbeat is not None:
                 self._rt.heartbeat.discard(self)
-                self._rt.heartbeat.forget(self)
             restore_context(self._tokens, self._otel_token, {CURRENT_JOB: self._parent})
             self._tokens, self._otel_token = [], None
 
