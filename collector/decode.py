@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from jobtrail import semconv as sc
 from jobtrail.collector import conventions as conv
+from jobtrail.collector.log_columns import LogColumns, log_columns
 from jobtrail.collector.values import (
     InvalidRecord,
     any_value,
@@ -157,11 +158,96 @@ def _body(value: Any) -> str | None:
     return to_json(body)
 
 
-def decode_logs(request: ExportLogsServiceRequest) -> Decoded:
-    """Log records to ``logs`` rows, plus job/step updates for lifecycle records."""
+def decode_logs(
+    request: ExportLogsServiceRequest, body: bytes | None = None, *, received: int | None = None
+) -> Decoded:
+    """Log records to ``logs`` rows, plus job/step updates for lifecycle records.
+
+    ``body`` is the request as received (serialized again when not given): its rows are
+    built column-wise (:mod:`jobtrail.collector.log_columns`) when the request allows,
+    record by record otherwise. ``received`` (µs since the epoch) defaults to now.
+    """
+    if received is None:
+        received = _now_us()
+    if body is None:
+        body = request.SerializeToString()
+    columns = log_columns(body, received)
+    if columns is None:
+        return decode_logs_per_record(request, received)
+    out = Decoded(Batch(logs=columns.table))
+    if columns.lifecycle:
+        _lifecycle_rows(out, request, columns, received)
+    return out
+
+
+def _lifecycle_rows(
+    out: Decoded, request: ExportLogsServiceRequest, columns: LogColumns, received: int
+) -> None:
+    """Job and step updates of the lifecycle records the column-wise path found."""
+    seen_at = conv.ts(received)
+    assert seen_at is not None
+    wanted = iter(columns.lifecycle)
+    at = next(wanted)
+    index = 0
+    for rl in request.resource_logs:
+        service: str | None = None
+        resolved = False  # the resource's service, looked up once if a record needs it
+        for sl in rl.scope_logs:
+            count = len(sl.log_records)
+            while index <= at < index + count:
+                if not resolved:
+                    service, resolved = service_of(attributes(rl.resource.attributes)), True
+                record = sl.log_records[at - index]
+                attrs = attributes(record.attributes)
+                _lifecycle(
+                    out,
+                    str(record.event_name or attrs[sc.EVENT_NAME]),
+                    hex_id(record.trace_id, 16, "trace_id", required=False),
+                    hex_id(record.span_id, 8, "span_id", required=False),
+                    micros(record.time_unix_nano, "time_unix_nano")
+                    or micros(record.observed_time_unix_nano, "observed_time_unix_nano"),
+                    attrs,
+                    service,
+                    seen_at,
+                )
+                at = next(wanted, -1)
+            index += count
+
+
+def _lifecycle(
+    out: Decoded,
+    event: str,
+    trace_id: str | None,
+    span_id: str | None,
+    time_us: int | None,
+    attrs: dict[str, Any],
+    service: str | None,
+    seen_at: datetime,
+) -> None:
+    """The job and step updates one lifecycle record makes."""
+    job, step_update = conv.lifecycle_updates(
+        event=event,
+        trace_id=trace_id,
+        span_id=span_id,
+        time_us=time_us,
+        attrs=attrs,
+        service=service,
+        seen_at=seen_at,
+    )
+    if job is not None:
+        out.batch.jobs.append(job)
+    if step_update is not None:
+        out.batch.steps.append(step_update)
+
+
+def decode_logs_per_record(
+    request: ExportLogsServiceRequest, received: int | None = None
+) -> Decoded:
+    """The reference decoder: every record walked in Python (any request, any value)."""
     out = Decoded(Batch())
     cols = _columns(LOG_SCHEMA)
-    received = _now_us()
+    if received is None:
+        received = _now_us()
     seen_at = conv.ts(received)
     assert seen_at is not None
     for rl in request.resource_logs:
@@ -213,19 +299,10 @@ def decode_logs(request: ExportLogsServiceRequest) -> Decoded:
                 cols["scope_name"].append(sl.scope.name or None)
                 cols["received_at"].append(received)
                 if event in sc.LIFECYCLE_EVENTS:
-                    job, step_update = conv.lifecycle_updates(
-                        event=event,
-                        trace_id=trace_id,
-                        span_id=span_id,
-                        time_us=time_us or observed,
-                        attrs=attrs,
-                        service=service,
-                        seen_at=seen_at,
-                    )
-                    if job is not None:
-                        out.batch.jobs.append(job)
-                    if step_update is not None:
-                        out.batch.steps.append(step_update)
+                    _lifecycle(
+                        out, event, trace_id, span_id, time_us or observed, attrs, service,
+                        seen_at,
+                    )  # fmt: skip
     if cols["time"]:
         out.batch.logs = pa.table(cols, schema=LOG_SCHEMA)
     return out

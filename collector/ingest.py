@@ -44,7 +44,6 @@ _REJECTED_FIELD = {
 }
 _DECODE: dict[str, Callable[[Any], Decoded]] = {
     "traces": decode_traces,
-    "logs": decode_logs,
     "metrics": decode_metrics,
 }
 
@@ -97,7 +96,10 @@ class Ingestor:
             self.stats.refused_requests[kind] += 1
             raise Overloaded("server is above its memory limit, retry later")
         request = self.parse(kind, body, json=json)
-        decoded = _DECODE[kind](request)
+        if kind == "logs":  # the column-wise log decoder reads the received bytes too
+            decoded = decode_logs(request, None if json else body)  # type: ignore[arg-type]
+        else:
+            decoded = _DECODE[kind](request)
         decoded.batch.request_digest = hashlib.blake2b(
             body, digest_size=16, person=kind.encode()
         ).digest()
