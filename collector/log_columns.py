@@ -55,18 +55,23 @@ def log_columns(body: bytes, received_us: int) -> LogColumns | None:
     if decoded is None:
         return None
     rows, columns, lifecycle = decoded
-    arrays = [
-        pa.Array.from_buffers(
-            f.type,
-            rows,
-            [None if b is None else pa.py_buffer(b) for b in buffers_of(valid, offsets, data)],
-            null_count=nulls,
-        )
-        for f, (nulls, valid, offsets, data) in zip(LOG_SCHEMA, columns, strict=True)
-    ]
+    arrays = [_array(f.type, rows, *column) for f, column in zip(LOG_SCHEMA, columns, strict=True)]
     return LogColumns(pa.Table.from_arrays(arrays, schema=LOG_SCHEMA), lifecycle)
 
 
-def buffers_of(valid: bytes | None, offsets: bytes | None, data: bytes) -> list[bytes | None]:
-    """Arrow's buffer list for a column: validity, then offsets for strings, then data."""
-    return [valid, data] if offsets is None else [valid, offsets, data]
+def _array(
+    kind: pa.DataType,
+    rows: int,
+    nulls: int,
+    valid: bytes | None,
+    offsets: bytes | None,
+    data: bytes,
+) -> pa.Array:
+    """One column from the extension's buffers (validity, offsets for strings, data)."""
+    buffers = [valid, data] if offsets is None else [valid, offsets, data]
+    storage = kind.storage_type if isinstance(kind, pa.BaseExtensionType) else kind
+    array = pa.Array.from_buffers(
+        storage, rows, [None if b is None else pa.py_buffer(b) for b in buffers],
+        null_count=nulls,
+    )  # fmt: skip
+    return pa.ExtensionArray.from_storage(kind, array) if storage is not kind else array

@@ -98,6 +98,10 @@ class Batch:
 
 
 _TS = pa.timestamp("us")
+#: JSON text the collector wrote itself (orjson, or the C decoder matching it byte for byte):
+#: typed as Arrow's JSON extension, DuckDB stores it into JSON columns without parsing it
+#: again (0.7 of 3.8 µs per log row inserted, measured in memory).
+_JSON = pa.json_()
 
 #: Arrow schema of a decoded span batch (the ``spans`` table's columns).
 SPAN_SCHEMA = pa.schema(
@@ -105,8 +109,8 @@ SPAN_SCHEMA = pa.schema(
         ("trace_id", pa.string()), ("span_id", pa.string()), ("parent_span_id", pa.string()),
         ("name", pa.string()), ("kind", pa.int8()), ("start_time", _TS), ("end_time", _TS),
         ("duration_ms", pa.float64()), ("status_code", pa.int8()),
-        ("status_message", pa.string()), ("service", pa.string()), ("attributes", pa.string()),
-        ("events", pa.string()), ("links", pa.string()), ("resource", pa.string()),
+        ("status_message", pa.string()), ("service", pa.string()), ("attributes", _JSON),
+        ("events", _JSON), ("links", _JSON), ("resource", _JSON),
         ("scope_name", pa.string()), ("scope_version", pa.string()), ("received_at", _TS),
     ]
 )  # fmt: skip
@@ -117,11 +121,11 @@ LOG_SCHEMA = pa.schema(
         ("time", _TS), ("observed_time", _TS), ("trace_id", pa.string()),
         ("span_id", pa.string()), ("severity_number", pa.int8()),
         ("severity_text", pa.string()), ("level", pa.string()), ("body", pa.string()),
-        ("attributes", pa.string()), ("event_name", pa.string()), ("job_id", pa.string()),
+        ("attributes", _JSON), ("event_name", pa.string()), ("job_id", pa.string()),
         ("step", pa.string()), ("step_span_id", pa.string()), ("category", pa.string()),
         ("iostream", pa.string()), ("exception_type", pa.string()),
         ("exception_message", pa.string()), ("stack_trace", pa.string()),
-        ("service", pa.string()), ("resource", pa.string()), ("scope_name", pa.string()),
+        ("service", pa.string()), ("resource", _JSON), ("scope_name", pa.string()),
         ("received_at", _TS),
     ]
 )  # fmt: skip
@@ -131,7 +135,7 @@ METRIC_SCHEMA = pa.schema(
     [
         ("time", _TS), ("start_time", _TS), ("name", pa.string()), ("description", pa.string()),
         ("unit", pa.string()), ("type", pa.string()), ("value", pa.float64()),
-        ("attributes", pa.string()), ("data", pa.string()), ("service", pa.string()),
-        ("resource", pa.string()), ("scope_name", pa.string()), ("received_at", _TS),
+        ("attributes", _JSON), ("data", _JSON), ("service", pa.string()),
+        ("resource", _JSON), ("scope_name", pa.string()), ("received_at", _TS),
     ]
 )  # fmt: skip

@@ -54,6 +54,8 @@ class _Item:
     batch: Batch
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
+    #: The batch's size as counted into the queue's byte bound (Arrow sums it per buffer).
+    nbytes: int
 
 
 @dataclass(slots=True)
@@ -154,7 +156,7 @@ class BatchWriter:
             self._queued_bytes += size
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Item(batch, future, loop))
+        self._queue.put(_Item(batch, future, loop, size))
         await asyncio.shield(future)
 
     async def run(
@@ -283,7 +285,7 @@ class BatchWriter:
     def _finish(self, group: list[_Item], exc: BaseException | None) -> None:
         with self._lock:
             self._queued_records -= sum(item.batch.record_count for item in group)
-            self._queued_bytes -= sum(item.batch.nbytes for item in group)
+            self._queued_bytes -= sum(item.nbytes for item in group)
         for item in group:
             item.loop.call_soon_threadsafe(_resolve, item.future, exc)
 
