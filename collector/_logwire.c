@@ -24,7 +24,7 @@
 #define MAX_TIME_NS 7258118400000000000ULL
 #define MAX_DEPTH 32
 
-enum { OK = 0, UNSUPPORTED = 1, NOMEM = -1 };
+enum { OK = 0, UNSUPPORTED = 1, NOMEM = -1, PYERR = -2 /* a Python exception is set */ };
 
 /* ---- growable byte buffers ------------------------------------------------------- */
 
@@ -463,6 +463,157 @@ static int json_value(Buf *b, const Value *v, int depth) {
     }
 }
 
+typedef struct {
+    Col cols[N_COLS];
+    KVs attrs;
+    PyObject *lifecycle; /* list of lifecycle_entry tuples */
+    int64_t received_us;
+    Py_ssize_t records;
+    /* the current resource and scope */
+    Buf resource_json;
+    const uint8_t *service;
+    size_t service_len;
+    int has_service;
+    const uint8_t *scope;
+    size_t scope_len;
+} State;
+
+/* ---- Python values of lifecycle records (collector.values.any_value) --------------------- */
+
+static PyObject *py_value(const Value *v, int depth);
+
+static PyObject *py_str(const uint8_t *p, size_t n) {
+    return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, NULL);
+}
+
+/* Fields ``field`` of a message, each a KeyValue, into ``dict`` (later keys win). */
+static int py_fill_dict(PyObject *dict, const uint8_t *p, size_t n, uint32_t field, int depth) {
+    Rd r = rd_of(p, n);
+    Field f;
+    int rc;
+    while ((rc = rd_field(&r, &f)) == RD_FIELD) {
+        if (f.num != field) continue;
+        if (f.wt != 2) return UNSUPPORTED;
+        KVs one = {0};
+        int krc = kvs_push(&one, f.ptr, f.len);
+        if (krc) {
+            PyMem_Free(one.items);
+            return krc;
+        }
+        PyObject *key = py_str(one.items[0].key, one.items[0].key_len);
+        PyObject *value = key ? py_value(&one.items[0].value, depth) : NULL;
+        PyMem_Free(one.items);
+        int bad = !value || PyDict_SetItem(dict, key, value);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (bad) return PYERR;
+    }
+    return rc == RD_END ? OK : UNSUPPORTED;
+}
+
+/* A new reference, or NULL with an exception set (UNSUPPORTED wire: ValueError). */
+static PyObject *py_value(const Value *v, int depth) {
+    double d;
+    switch (v->kind) {
+    case 1: return py_str(v->ptr, v->len);
+    case 2: return PyBool_FromLong(v->u != 0);
+    case 3: return PyLong_FromLongLong((long long)(int64_t)v->u);
+    case 4:
+        memcpy(&d, &v->u, 8);
+        return PyFloat_FromDouble(d);
+    default: break;
+    }
+    if (depth > MAX_DEPTH || v->kind == 0 || v->kind == 8) Py_RETURN_NONE;
+    if (v->kind == 7) {
+        Buf b = {0};
+        if (base64(&b, v->ptr, v->len)) return PyErr_NoMemory();
+        PyObject *out = PyUnicode_FromStringAndSize(b.p ? b.p : "", (Py_ssize_t)b.len);
+        buf_free(&b);
+        return out;
+    }
+    int rc;
+    PyObject *out;
+    if (v->kind == 6) {
+        out = PyDict_New();
+        rc = out ? py_fill_dict(out, v->ptr, v->len, 1, depth + 1) : PYERR;
+    } else {
+        out = PyList_New(0);
+        rc = out ? OK : PYERR;
+        Rd r = rd_of(v->ptr, v->len);
+        Field f;
+        int frc = RD_END;
+        while (!rc && (frc = rd_field(&r, &f)) == RD_FIELD) {
+            if (f.num != 1) continue;
+            Value item;
+            rc = f.wt == 2 ? read_value(f.ptr, f.len, &item) : UNSUPPORTED;
+            if (rc) break;
+            PyObject *x = py_value(&item, depth + 1);
+            if (!x || PyList_Append(out, x)) rc = PYERR;
+            Py_XDECREF(x);
+        }
+        if (!rc && frc != RD_END) rc = UNSUPPORTED;
+    }
+    if (rc == OK) return out;
+    Py_XDECREF(out);
+    if (rc == NOMEM) return PyErr_NoMemory();
+    if (rc == UNSUPPORTED) PyErr_SetString(PyExc_ValueError, "unexpected OTLP value encoding");
+    return NULL;
+}
+
+static PyObject *py_hex(const uint8_t *p, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    char out[32];
+    size_t zero = 1;
+    for (size_t i = 0; i < n && i < 16; i++) {
+        zero &= p[i] == 0;
+        out[2 * i] = hex[p[i] >> 4];
+        out[2 * i + 1] = hex[p[i] & 15];
+    }
+    if (n == 0 || n > 16 || zero) Py_RETURN_NONE;
+    return PyUnicode_FromStringAndSize(out, (Py_ssize_t)(2 * n));
+}
+
+/* (event, trace_id, span_id, time_us, attributes, service) for collector.decode._lifecycle */
+static int lifecycle_entry(State *s, const uint8_t *event, size_t event_len,
+                           const uint8_t *trace, size_t trace_len, const uint8_t *span,
+                           size_t span_len, int64_t time_us) {
+    PyObject *attrs = PyDict_New();
+    if (!attrs) return PYERR;
+    for (size_t i = 0; i < s->attrs.len; i++) {
+        const KV *kv = &s->attrs.items[i];
+        PyObject *key = py_str(kv->key, kv->key_len);
+        PyObject *value = key ? py_value(&kv->value, 0) : NULL;
+        int bad = !value || PyDict_SetItem(attrs, key, value);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (bad) {
+            Py_DECREF(attrs);
+            return PYERR;
+        }
+    }
+    PyObject *service;
+    if (s->has_service) {
+        service = py_str(s->service, s->service_len);
+    } else {
+        service = Py_None;
+        Py_INCREF(service);
+    }
+    PyObject *when;
+    if (time_us) {
+        when = PyLong_FromLongLong((long long)time_us);
+    } else {
+        when = Py_None;
+        Py_INCREF(when);
+    }
+    PyObject *entry = Py_BuildValue("(NNNNNN)", py_str(event, event_len),
+                                    py_hex(trace, trace_len), py_hex(span, span_len), when,
+                                    attrs, service);
+    if (!entry) return PYERR;
+    int bad = PyList_Append(s->lifecycle, entry);
+    Py_DECREF(entry);
+    return bad ? PYERR : OK;
+}
+
 /* ---- the request ----------------------------------------------------------------------- */
 
 /* Attributes copied into columns, with the column each fills (K_EVENT: event.name, which
@@ -483,20 +634,6 @@ static const struct {
 static const char *LIFECYCLE[] = {"job.started", "job.progress", "job.heartbeat",
                                   "step.started"};
 
-typedef struct {
-    Col cols[N_COLS];
-    KVs attrs;
-    PyObject *lifecycle; /* list of record positions */
-    int64_t received_us;
-    Py_ssize_t records;
-    /* the current resource and scope */
-    Buf resource_json;
-    const uint8_t *service;
-    size_t service_len;
-    int has_service;
-    const uint8_t *scope;
-    size_t scope_len;
-} State;
 
 static int check_time(uint64_t ns) {
     return ns == 0 || (ns >= MIN_TIME_NS && ns < MAX_TIME_NS) ? OK : UNSUPPORTED;
@@ -640,7 +777,6 @@ static int record(State *s, const uint8_t *p, size_t n) {
     Col *c = s->cols;
     int64_t time_us = time_ns ? (int64_t)(time_ns / 1000) : 0;
     int64_t observed_us = observed_ns ? (int64_t)(observed_ns / 1000) : 0;
-    Py_ssize_t row = c[K_TIME].n;
     if ((rc = i64_val(&c[K_TIME],
                       time_us ? time_us : observed_us ? observed_us : s->received_us, 1)))
         return rc;
@@ -705,16 +841,11 @@ static int record(State *s, const uint8_t *p, size_t n) {
     if (!rc) rc = i64_val(&c[K_RECEIVED], s->received_us, 1);
     if (rc) return rc;
 
-    if (event_len) {
-        for (size_t i = 0; i < 4; i++) {
-            if (event_len == strlen(LIFECYCLE[i]) && memcmp(event, LIFECYCLE[i], event_len) == 0) {
-                PyObject *at = PyLong_FromSsize_t(row);
-                if (!at || PyList_Append(s->lifecycle, at)) {
-                    Py_XDECREF(at);
-                    return NOMEM;
-                }
-                Py_DECREF(at);
-            }
+    for (size_t i = 0; event_len && i < 4; i++) {
+        if (event_len == strlen(LIFECYCLE[i]) && memcmp(event, LIFECYCLE[i], event_len) == 0) {
+            rc = lifecycle_entry(s, event, event_len, trace, trace_len, span, span_len,
+                                 time_us ? time_us : observed_us);
+            if (rc) return rc;
         }
     }
     s->records++;
@@ -859,8 +990,8 @@ PyDoc_STRVAR(decode_doc,
              "decode(body, received_us) -> (rows, columns, lifecycle) | None\n\n"
              "The logs table's columns of a serialized ExportLogsServiceRequest, each as\n"
              "(null_count, validity | None, offsets | None, data) Arrow buffers in\n"
-             "COLUMNS order, and the positions of lifecycle records; None when the\n"
-             "request needs the per-record decoder.");
+             "COLUMNS order, and per lifecycle record (event, trace_id, span_id, time_us,\n"
+             "attributes, service); None when the request needs the per-record decoder.");
 
 static PyObject *decode(PyObject *self, PyObject *args) {
     Py_buffer body;
@@ -890,6 +1021,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     if (rc != OK) {
         state_free(&s);
         if (rc == NOMEM) return PyErr_NoMemory();
+        if (rc == PYERR) return NULL;
         Py_RETURN_NONE;
     }
     PyObject *cols = PyTuple_New(N_COLS);

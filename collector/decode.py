@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from jobtrail import semconv as sc
 from jobtrail.collector import conventions as conv
-from jobtrail.collector.log_columns import LogColumns, log_columns
+from jobtrail.collector.log_columns import log_columns
 from jobtrail.collector.values import (
     InvalidRecord,
     any_value,
@@ -176,42 +176,11 @@ def decode_logs(
         return decode_logs_per_record(request, received)
     out = Decoded(Batch(logs=columns.table))
     if columns.lifecycle:
-        _lifecycle_rows(out, request, columns, received)
+        seen_at = conv.ts(received)
+        assert seen_at is not None
+        for event, trace_id, span_id, time_us, attrs, service in columns.lifecycle:
+            _lifecycle(out, event, trace_id, span_id, time_us, attrs, service, seen_at)
     return out
-
-
-def _lifecycle_rows(
-    out: Decoded, request: ExportLogsServiceRequest, columns: LogColumns, received: int
-) -> None:
-    """Job and step updates of the lifecycle records the column-wise path found."""
-    seen_at = conv.ts(received)
-    assert seen_at is not None
-    wanted = iter(columns.lifecycle)
-    at = next(wanted)
-    index = 0
-    for rl in request.resource_logs:
-        service: str | None = None
-        resolved = False  # the resource's service, looked up once if a record needs it
-        for sl in rl.scope_logs:
-            count = len(sl.log_records)
-            while index <= at < index + count:
-                if not resolved:
-                    service, resolved = service_of(attributes(rl.resource.attributes)), True
-                record = sl.log_records[at - index]
-                attrs = attributes(record.attributes)
-                _lifecycle(
-                    out,
-                    str(record.event_name or attrs[sc.EVENT_NAME]),
-                    hex_id(record.trace_id, 16, "trace_id", required=False),
-                    hex_id(record.span_id, 8, "span_id", required=False),
-                    micros(record.time_unix_nano, "time_unix_nano")
-                    or micros(record.observed_time_unix_nano, "observed_time_unix_nano"),
-                    attrs,
-                    service,
-                    seen_at,
-                )
-                at = next(wanted, -1)
-            index += count
 
 
 def _lifecycle(

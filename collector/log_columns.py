@@ -17,6 +17,7 @@ install time the extension is absent and every request takes the reference decod
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -39,8 +40,10 @@ class LogColumns:
     """A request's ``logs`` rows and where its lifecycle records are."""
 
     table: pa.Table
-    #: Positions (in request order) of records whose event is a lifecycle event.
-    lifecycle: list[int]
+    #: Per lifecycle record, in request order: ``(event, trace_id, span_id, time_us,
+    #: attributes, service)``, what :func:`jobtrail.collector.conventions.lifecycle_updates`
+    #: reads (ids as hex or None, ``time_us`` from the record's time or observed time).
+    lifecycle: list[tuple[str, str | None, str | None, int | None, dict[str, Any], str | None]]
 
 
 def log_columns(body: bytes, received_us: int) -> LogColumns | None:

@@ -31,6 +31,7 @@ from jobtrail.collector import (
     create_receiver_app,
 )
 from jobtrail.collector.http_receiver import receiver_runner
+from jobtrail.collector.log_columns import AVAILABLE as log_columns_available
 from jobtrail.config import ServerConfig
 from jobtrail.selfmetrics import metrics_handler
 from jobtrail.storage import Database, DatabaseError
@@ -268,6 +269,12 @@ async def serve(
             f"jobtrail: API and web page on {endpoints.api}",
             flush=True,
         )
+        if not log_columns_available:
+            print(
+                "jobtrail: log records are decoded in Python (the C decoder was not built at "
+                "install: no C compiler or Python headers); ingest costs more CPU per record",
+                flush=True,
+            )
         if ready_file:  # written whole, then renamed: a reader never sees half of it
             tmp = Path(f"{ready_file}.tmp")
             tmp.write_text(json.dumps(endpoints.as_dict()))
