@@ -27,6 +27,8 @@ from jobtrail.storage._sql import Where, fetch_dicts, utcnow
 
 #: Windows tried before the whole table; together a small fraction of a month's scan.
 _WINDOWS = (timedelta(hours=1), timedelta(days=1), timedelta(days=7))
+
+
 def newest_jobs(
     cur: duckdb.DuckDBPyConnection,
     select: str,
