@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import sys
@@ -17,20 +16,6 @@ _DEFAULT_API = "http://127.0.0.1:8080"
 
 def _api_url(args: argparse.Namespace) -> str:
     return str(args.api or os.environ.get("JOBTRAIL_API") or _DEFAULT_API).rstrip("/")
-
-
-#: Python's cyclic collector, first generation, while serving. Ingest allocates dicts and
-#: tuples by the thousand per commit (job and step rows); at the default threshold (700)
-#: the collector took ~4% of the server's CPU under load (perf). With this and the start-up
-#: objects frozen out of it, `python -m bench ingest` stored 52.2k against 49.1k records per
-#: server CPU-second over gRPC (same run, 2 repeats each), at the same peak RSS.
-_SERVE_GC_THRESHOLDS = (20_000, 20, 20)
-
-
-def _quieter_gc() -> None:
-    """Collect cycles less often in the long-running server process (not in library use)."""
-    gc.freeze()
-    gc.set_threshold(*_SERVE_GC_THRESHOLDS)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -58,7 +43,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"jobtrail: configuration error: {exc}", file=sys.stderr)
         return 2
-    _quieter_gc()
     try:
         asyncio.run(serve(cfg, ready_file=args.ready_file, demo=args.demo))
     except DatabaseError as exc:
