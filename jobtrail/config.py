@@ -54,7 +54,7 @@ class ServerConfig:
     http_max_recv_bytes: int = 4 * 1024 * 1024
     memory_limit_mib: float = 2048
     memory_spike_limit_mib: float | None = None
-    memory_check_interval_s: float = 0.25
+    memory_check_interval_s: float = 0.1
     batch_max_records: int = 50_000
     queue_max_records: int = 500_000
     #: None: half the memory limiter's spike headroom, at most 256 (see :meth:`write_queue_bytes`).
