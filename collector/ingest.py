@@ -42,9 +42,12 @@ _REJECTED_FIELD = {
     "logs": "rejected_log_records",
     "metrics": "rejected_data_points",
 }
-_DECODE: dict[str, Callable[[Any], Decoded]] = {
-    "traces": decode_traces,
-    "metrics": decode_metrics,
+#: Decoders by signal, given the parsed request and, for protobuf bodies, the bytes received
+#: (the column-wise log decoder reads them instead of the parsed message).
+_DECODE: dict[str, Callable[[Any, bytes | None], Decoded]] = {
+    "traces": lambda request, _raw: decode_traces(request),
+    "logs": decode_logs,
+    "metrics": lambda request, _raw: decode_metrics(request),
 }
 
 
@@ -96,10 +99,7 @@ class Ingestor:
             self.stats.refused_requests[kind] += 1
             raise Overloaded("server is above its memory limit, retry later")
         request = self.parse(kind, body, json=json)
-        if kind == "logs":  # the column-wise log decoder reads the received bytes too
-            decoded = decode_logs(request, None if json else body)  # type: ignore[arg-type]
-        else:
-            decoded = _DECODE[kind](request)
+        decoded = _DECODE[kind](request, None if json else body)
         decoded.batch.request_digest = hashlib.blake2b(
             body, digest_size=16, person=kind.encode()
         ).digest()
