@@ -95,3 +95,18 @@ def logs_request(records: list[LogRecord], service: str = "svc") -> ExportLogsSe
     rl.resource.attributes.extend(kv({"service.name": service}))
     rl.scope_logs.add().log_records.extend(records)
     return req
+
+
+def varint(n: int) -> bytes:
+    """A protobuf base-128 varint, for requests built byte by byte."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def length_delimited(field: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (a message, string or bytes) on the wire."""
+    return varint(field << 3 | 2) + varint(len(payload)) + payload

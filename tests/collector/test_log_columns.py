@@ -27,7 +27,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 )
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from otlp_build import kv
+from otlp_build import kv, length_delimited
 
 from jobtrail.collector.decode import decode_logs, decode_logs_per_record
 from jobtrail.collector.log_columns import AVAILABLE, log_columns
@@ -233,22 +233,8 @@ def test_what_clients_send_takes_the_column_path(
     _assert_same(*_both(request))
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field on the wire."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _request_around(scope_logs_payload: bytes, resource: bytes = b"") -> bytes:
-    return _field(1, _field(2, scope_logs_payload) + resource)
+    return length_delimited(1, length_delimited(2, scope_logs_payload) + resource)
 
 
 @needs_extension
@@ -256,10 +242,12 @@ def test_fields_in_any_wire_order() -> None:
     """Protobuf allows a message's fields in any order: a scope after its records, a
     resource after its scopes."""
     record = LogRecord(time_unix_nano=NOW_NS, body=AnyValue(string_value="x"))
-    scope_logs = _field(2, record.SerializeToString()) + _field(
+    scope_logs = length_delimited(2, record.SerializeToString()) + length_delimited(
         1, InstrumentationScope(name="late").SerializeToString()
     )
-    resource = _field(1, Resource(attributes=kv({"service.name": "after"})).SerializeToString())
+    resource = length_delimited(
+        1, Resource(attributes=kv({"service.name": "after"})).SerializeToString()
+    )
     raw = _request_around(scope_logs, resource)
     request = ExportLogsServiceRequest.FromString(raw)
     columns = log_columns(raw, RECEIVED)
@@ -277,7 +265,9 @@ def test_a_body_repeated_on_the_wire_goes_the_reference_way() -> None:
     """A singular message sent twice is merged by protobuf; the column path declines it."""
     first = LogRecord(time_unix_nano=NOW_NS, body=AnyValue(string_value="first"))
     second = LogRecord(body=AnyValue(int_value=2))
-    raw = _request_around(_field(2, first.SerializeToString() + second.SerializeToString()))
+    raw = _request_around(
+        length_delimited(2, first.SerializeToString() + second.SerializeToString())
+    )
     assert log_columns(raw, RECEIVED) is None
     request = ExportLogsServiceRequest.FromString(raw)
     decoded = decode_logs(request, raw, received=RECEIVED)

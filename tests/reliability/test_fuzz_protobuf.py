@@ -47,7 +47,9 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from otlp_build import length_delimited as _ld
 from otlp_build import log, logs_request, new_span_id, new_trace_id, span, traces_request
+from otlp_build import varint as _varint
 
 
 @FUZZ
@@ -143,20 +145,6 @@ def test_invalid_utf8_in_strings(
 
 
 # -- size and depth ---------------------------------------------------------------------------
-
-
-def _ld(field: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field."""
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _span_with_raw_attributes(raw_attributes: bytes) -> bytes:
