@@ -52,12 +52,12 @@ def decode_limit(unit: Unit, seconds: float = 2.0) -> dict[str, float]:
             req = ExportLogsServiceRequest()
             req.ParseFromString(body)
             if decode:
-                decode_logs(req)
+                decode_logs(req, body)  # as the receivers do: with the bytes received
         for body in traces:
             req_t = ExportTraceServiceRequest()
             req_t.ParseFromString(body)
             if decode:
-                decode_traces(req_t)
+                decode_traces(req_t, body)
 
     out: dict[str, float] = {}
     for name, decode in (("parse", False), ("decode", True)):

@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from jobtrail import semconv as sc
 from jobtrail.collector import conventions as conv
 from jobtrail.collector.log_columns import log_columns
+from jobtrail.collector.span_columns import span_columns
 from jobtrail.collector.values import (
     InvalidRecord,
     any_value,
@@ -64,11 +65,73 @@ def _columns(schema: pa.Schema) -> dict[str, list[Any]]:
     return {name: [] for name in schema.names}
 
 
-def decode_traces(request: ExportTraceServiceRequest) -> Decoded:
-    """Spans to ``spans`` rows, plus job and step updates for spans that follow conventions."""
+def decode_traces(
+    request: ExportTraceServiceRequest, body: bytes | None = None, *, received: int | None = None
+) -> Decoded:
+    """Spans to ``spans`` rows, plus job and step updates for spans that follow conventions.
+
+    ``body`` is the request as received (serialized again when not given): its rows are
+    built column-wise (:mod:`jobtrail.collector.span_columns`) when the request allows,
+    span by span otherwise. ``received`` (µs since the epoch) defaults to now.
+    """
+    if received is None:
+        received = _now_us()
+    if body is None:
+        body = request.SerializeToString()
+    columns = span_columns(body, received)
+    if columns is None:
+        return decode_traces_per_span(request, received)
+    out = Decoded(Batch(spans=columns.table))
+    if columns.candidates:
+        seen_at = conv.ts(received)
+        assert seen_at is not None
+        for (
+            trace_id,
+            span_id,
+            parent,
+            name,
+            start,
+            end,
+            code,
+            message,
+            attrs,
+            events,
+            service,
+        ) in columns.candidates:
+            common = {
+                "trace_id": trace_id,
+                "span_id": span_id,
+                "parent_span_id": parent,
+                "name": name,
+                "start_us": start,
+                "end_us": end,
+                "status_code": code,
+                "status_message": message,
+                "attrs": attrs,
+                "events": events,
+                "seen_at": seen_at,
+            }
+            _convention_span(out, common, service)
+    return out
+
+
+def _convention_span(out: Decoded, common: dict[str, Any], service: str | None) -> None:
+    """The job or step update a span that follows the conventions makes."""
+    attrs = common["attrs"]
+    if conv.is_job_span(attrs):
+        out.batch.jobs.append(conv.job_from_span(service=service, **common))
+    elif conv.is_step_span(attrs):
+        out.batch.steps.append(conv.step_from_span(**common))
+
+
+def decode_traces_per_span(
+    request: ExportTraceServiceRequest, received: int | None = None
+) -> Decoded:
+    """The reference decoder: every span walked in Python (any request, any value)."""
     out = Decoded(Batch())
     cols = _columns(SPAN_SCHEMA)
-    received = _now_us()
+    if received is None:
+        received = _now_us()
     seen_at = conv.ts(received)
     assert seen_at is not None
     for rs in request.resource_spans:
@@ -142,10 +205,7 @@ def decode_traces(request: ExportTraceServiceRequest) -> Decoded:
                     "events": events,
                     "seen_at": seen_at,
                 }
-                if conv.is_job_span(attrs):
-                    out.batch.jobs.append(conv.job_from_span(service=service, **common))
-                elif conv.is_step_span(attrs):
-                    out.batch.steps.append(conv.step_from_span(**common))
+                _convention_span(out, common, service)
     if cols["span_id"]:
         out.batch.spans = pa.table(cols, schema=SPAN_SCHEMA)
     return out

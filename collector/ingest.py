@@ -45,7 +45,7 @@ _REJECTED_FIELD = {
 #: Decoders by signal, given the parsed request and, for protobuf bodies, the bytes received
 #: (the column-wise log decoder reads them instead of the parsed message).
 _DECODE: dict[str, Callable[[Any, bytes | None], Decoded]] = {
-    "traces": lambda request, _raw: decode_traces(request),
+    "traces": decode_traces,
     "logs": decode_logs,
     "metrics": lambda request, _raw: decode_metrics(request),
 }

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from jobtrail.collector._arrow_buffers import table_from_buffers
 from jobtrail.storage.model import LOG_SCHEMA
 
 try:
@@ -58,23 +59,4 @@ def log_columns(body: bytes, received_us: int) -> LogColumns | None:
     if decoded is None:
         return None
     rows, columns, lifecycle = decoded
-    arrays = [_array(f.type, rows, *column) for f, column in zip(LOG_SCHEMA, columns, strict=True)]
-    return LogColumns(pa.Table.from_arrays(arrays, schema=LOG_SCHEMA), lifecycle)
-
-
-def _array(
-    kind: pa.DataType,
-    rows: int,
-    nulls: int,
-    valid: bytes | None,
-    offsets: bytes | None,
-    data: bytes,
-) -> pa.Array:
-    """One column from the extension's buffers (validity, offsets for strings, data)."""
-    buffers = [valid, data] if offsets is None else [valid, offsets, data]
-    storage = kind.storage_type if isinstance(kind, pa.BaseExtensionType) else kind
-    array = pa.Array.from_buffers(
-        storage, rows, [None if b is None else pa.py_buffer(b) for b in buffers],
-        null_count=nulls,
-    )  # fmt: skip
-    return pa.ExtensionArray.from_storage(kind, array) if storage is not kind else array
+    return LogColumns(table_from_buffers(LOG_SCHEMA, rows, columns), lifecycle)

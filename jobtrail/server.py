@@ -32,6 +32,7 @@ from jobtrail.collector import (
 )
 from jobtrail.collector.http_receiver import receiver_runner
 from jobtrail.collector.log_columns import AVAILABLE as log_columns_available
+from jobtrail.collector.span_columns import AVAILABLE as span_columns_available
 from jobtrail.config import ServerConfig
 from jobtrail.selfmetrics import metrics_handler
 from jobtrail.storage import Database, DatabaseError
@@ -269,10 +270,13 @@ async def serve(
             f"jobtrail: API and web page on {endpoints.api}",
             flush=True,
         )
-        if not log_columns_available:
+        native = {"log records": log_columns_available, "spans": span_columns_available}
+        in_python = [what for what, built in native.items() if not built]
+        if in_python:
             print(
-                "jobtrail: log records are decoded in Python (the C decoder was not built at "
-                "install: no C compiler or Python headers); ingest costs more CPU per record",
+                f"jobtrail: {' and '.join(in_python)} are decoded in Python (the C decoders were "
+                "not built at install: no C compiler or Python headers); ingest costs more CPU "
+                "per record",
                 flush=True,
             )
         if ready_file:  # written whole, then renamed: a reader never sees half of it

@@ -93,8 +93,13 @@ class Batch:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the batch's columns (for the queue's byte bound)."""
-        return sum(t.nbytes for t in (self.spans, self.logs, self.metrics) if t is not None)
+        """Memory held by the batch's columns (for the queue's byte bound).
+
+        Whole buffers, as allocated (``Table.nbytes`` walks every column for slice offsets:
+        88 µs for a 512-record log batch against 2 µs).
+        """
+        tables = (self.spans, self.logs, self.metrics)
+        return sum(t.get_total_buffer_size() for t in tables if t is not None)
 
 
 _TS = pa.timestamp("us")

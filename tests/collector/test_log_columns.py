@@ -9,9 +9,6 @@ must be exactly the kinds it documents declining.
 from __future__ import annotations
 
 import math
-import shutil
-import sysconfig
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,103 +17,35 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
-    ArrayValue,
     InstrumentationScope,
     KeyValue,
-    KeyValueList,
 )
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from otlp_build import kv, length_delimited
+from otlp_strategies import (
+    ATTRS,
+    KEYS,
+    NOW_NS,
+    PLAIN_VALUES,
+    RECEIVED,
+    TEXT,
+    TIMES,
+    VALUES,
+    ids,
+    mostly,
+)
 
 from jobtrail.collector.decode import decode_logs, decode_logs_per_record
 from jobtrail.collector.log_columns import AVAILABLE, log_columns
 
 needs_extension = pytest.mark.skipif(not AVAILABLE, reason="the _logwire extension is not built")
 
-RECEIVED = 1_764_000_000_000_000
-NOW_NS = 1_764_000_000_000_000_000
-KEYS = [
-    "job.id", "job.step", "job.type", "event.name", "log.category", "log.iostream",
-    "exception.type", "exception.message", "exception.stacktrace", "service.name",
-    "k", "ключ", 'q"uote', "back\\slash", "ctl\x01", "",
-]  # fmt: skip
-TEXT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12
-) | st.sampled_from(["", "a\nb", 'say "hi"', "tab\there", "\x00\x1f\x7f", "é€𝄞", "\\"])
-DOUBLES = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
-    [0.0, -0.0, 1.0, 1e16, 1e-5, 3.2e-5, 1e-7, 0.1, 123456789.123, 5e-324]
-)
-
-
-def _mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """``bad`` one time in fifty: a request has many values, and one bad one sends all of
-    it the reference way."""
-    return st.integers(0, 49).flatmap(lambda i: bad if i == 0 else good)
-
-
-def _scalar() -> st.SearchStrategy[AnyValue]:
-    return st.one_of(
-        TEXT.map(lambda s: AnyValue(string_value=s)),
-        st.booleans().map(lambda b: AnyValue(bool_value=b)),
-        st.integers(-(2**63), 2**63 - 1).map(lambda i: AnyValue(int_value=i)),
-        DOUBLES.map(lambda d: AnyValue(double_value=d)),
-        st.binary(max_size=7).map(lambda b: AnyValue(bytes_value=b)),
-        st.just(AnyValue()),
-    )
-
-
-def _nested(
-    children: st.SearchStrategy[AnyValue], *, unique: bool = False
-) -> st.SearchStrategy[AnyValue]:
-    pairs = (
-        st.dictionaries(st.sampled_from(KEYS), children, max_size=3).map(lambda d: list(d.items()))
-        if unique
-        else st.lists(st.tuples(st.sampled_from(KEYS), children), max_size=3)
-    )
-    return st.one_of(
-        st.lists(children, max_size=3).map(lambda vs: AnyValue(array_value=ArrayValue(values=vs))),
-        pairs.map(
-            lambda kvs: AnyValue(
-                kvlist_value=KeyValueList(values=[KeyValue(key=k, value=v) for k, v in kvs])
-            )
-        ),
-    )
-
-
-VALUES = st.recursive(_scalar(), _nested, max_leaves=6)
-#: Values without duplicate keys in their maps: what SDKs send.
-PLAIN_VALUES = st.recursive(_scalar(), lambda c: _nested(c, unique=True), max_leaves=6)
-_STRINGS = TEXT.map(lambda s: AnyValue(string_value=s))
-ATTRS = _mostly(
-    st.tuples(
-        st.dictionaries(st.sampled_from(KEYS[:10]), _STRINGS, max_size=3),
-        st.dictionaries(st.sampled_from(KEYS[10:]), PLAIN_VALUES, max_size=4),
-    ).map(lambda ds: [*ds[0].items(), *ds[1].items()]),
-    st.lists(st.tuples(st.sampled_from(KEYS), VALUES), max_size=6),  # duplicates, non-strings
-).map(lambda kvs: [KeyValue(key=k, value=v) for k, v in kvs])
-
-
-def _id(size: int) -> st.SearchStrategy[bytes]:
-    return _mostly(
-        st.one_of(st.binary(min_size=size, max_size=size), st.just(b""), st.just(b"\0" * size)),
-        st.binary(min_size=1, max_size=size + 2),  # wrong lengths: records to reject
-    )
-
-
-TIMES = _mostly(
-    st.one_of(
-        st.just(0),
-        st.integers(NOW_NS - 10**15, NOW_NS + 10**15),
-        st.sampled_from([946_684_800 * 10**9, 7_258_118_400 * 10**9 - 1]),
-    ),
-    st.sampled_from([1, 7_258_118_400 * 10**9, 2**64 - 1]),
-)
 RECORDS = st.builds(
     LogRecord,
     time_unix_nano=TIMES,
     observed_time_unix_nano=TIMES,
-    severity_number=_mostly(st.integers(0, 24), st.sampled_from([25, -1])),
+    severity_number=mostly(st.integers(0, 24), st.sampled_from([25, -1])),
     severity_text=st.sampled_from(
         [
             "",
@@ -135,10 +64,10 @@ RECORDS = st.builds(
             "SUCCEß",
         ]
     ),  # fmt: skip
-    body=st.one_of(st.just(None), _mostly(PLAIN_VALUES, VALUES)),
+    body=st.one_of(st.just(None), mostly(PLAIN_VALUES, VALUES)),
     attributes=ATTRS,
-    trace_id=_id(16),
-    span_id=_id(8),
+    trace_id=ids(16),
+    span_id=ids(8),
     event_name=st.sampled_from(["", "job.started", "step.started", "job.progress", "other"]),
 )
 SCOPES = st.builds(
@@ -303,10 +232,19 @@ def test_non_string_bodies_are_written_as_json(value: AnyValue, body: str) -> No
     _assert_same(*_both(request))
 
 
-def test_the_extension_is_built_wherever_it_can_be() -> None:
-    """With a C compiler and Python's headers the install builds it; the build is optional,
-    so a compile error would otherwise pass unnoticed, every test above skipped."""
-    headers = Path(sysconfig.get_paths()["include"], "Python.h").exists()
-    if not (headers and (shutil.which("cc") or shutil.which("gcc"))):
-        pytest.skip("no C compiler or Python headers here: the Python decoder is used")
-    assert AVAILABLE
+@needs_extension
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_many_attributes_and_a_late_duplicate(duplicate: bool) -> None:
+    """Past 32 keys duplicates are found through a hash table: a repeated key among 200
+    still sends the request the reference way (which keeps the last value)."""
+    extra = kv({"k7": "again"}) if duplicate else []
+    record = LogRecord(
+        time_unix_nano=NOW_NS, attributes=kv({f"k{i}": i for i in range(200)}) + extra
+    )
+    request = ExportLogsServiceRequest(
+        resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[record])])]
+    )
+    assert (log_columns(request.SerializeToString(), RECEIVED) is None) == duplicate
+    reference, decoded = _both(request)
+    _assert_same(reference, decoded)
+    assert ('"k7":"again"' in decoded.batch.logs.column("attributes")[0].as_py()) == duplicate
