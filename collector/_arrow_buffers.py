@@ -1,39 +1,31 @@
-"""Arrow tables from the column buffers the native wire decoders fill.
+"""Arrow tables from the columns the native wire decoders fill.
 
-``_logwire`` and ``_spanwire`` hand back, per column, ``(null_count, validity, offsets,
-data)``: the buffers Arrow itself would hold. Wrapping them costs one ``from_buffers``
-per column instead of one Python object per value.
+``_logwire`` and ``_spanwire`` hand their column buffers over through Arrow's C data
+interface: one struct array in a PyCapsule, whose buffers Arrow takes without a copy and
+frees when the table goes. The schema (with its JSON extension types) comes from
+:mod:`jobtrail.storage.model`; the extensions check their column names against it at import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 
-#: One column as the extensions return it: null count, validity bitmap (None: no nulls),
-#: int32 offsets (strings only) and data.
-Buffers = tuple[int, bytes | None, bytes | None, bytes]
+
+class _Exported:
+    """The PyCapsule protocol's ``__arrow_c_array__`` for one decoded request."""
+
+    __slots__ = ("_array", "_schema")
+
+    def __init__(self, schema: pa.Schema, array: Any) -> None:
+        self._schema = schema
+        self._array = array
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> tuple[Any, Any]:
+        return self._schema.__arrow_c_schema__(), self._array
 
 
-def table_from_buffers(schema: pa.Schema, rows: int, columns: Sequence[Buffers]) -> pa.Table:
-    """A table of ``rows`` rows whose columns, in ``schema`` order, are ``columns``."""
-    arrays = [_array(f.type, rows, *column) for f, column in zip(schema, columns, strict=True)]
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _array(
-    kind: pa.DataType,
-    rows: int,
-    nulls: int,
-    valid: bytes | None,
-    offsets: bytes | None,
-    data: bytes,
-) -> pa.Array:
-    buffers = [valid, data] if offsets is None else [valid, offsets, data]
-    storage = kind.storage_type if isinstance(kind, pa.BaseExtensionType) else kind
-    array = pa.Array.from_buffers(
-        storage, rows, [None if b is None else pa.py_buffer(b) for b in buffers],
-        null_count=nulls,
-    )  # fmt: skip
-    return pa.ExtensionArray.from_storage(kind, array) if storage is not kind else array
+def table_from_capsule(schema: pa.Schema, array: Any) -> pa.Table:
+    """A table of ``schema`` over the struct array in the "arrow_array" capsule ``array``."""
+    return pa.Table.from_batches([pa.record_batch(_Exported(schema, array))])

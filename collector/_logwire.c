@@ -311,10 +311,10 @@ static void state_free(State *s, Where *w) {
 
 PyDoc_STRVAR(decode_doc,
              "decode(body, received_us) -> (rows, columns, lifecycle) | None\n\n"
-             "The logs table's columns of a serialized ExportLogsServiceRequest, each as\n"
-             "(null_count, validity | None, offsets | None, data) Arrow buffers in\n"
-             "COLUMNS order, and per lifecycle record (event, trace_id, span_id, time_us,\n"
-             "attributes, service); None when the request needs the per-record decoder.");
+             "The logs table's columns of a serialized ExportLogsServiceRequest: a\n"
+             "PyCapsule holding one Arrow struct array (C data interface) of COLUMNS,\n"
+             "and per lifecycle record (event, trace_id, span_id, time_us, attributes,\n"
+             "service); None when the request needs the per-record decoder.");
 
 static PyObject *decode(PyObject *self, PyObject *args) {
     Py_buffer body;
@@ -340,7 +340,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         if (rc == PYERR) return NULL;
         Py_RETURN_NONE;
     }
-    PyObject *cols = cols_tuple(s.cols, N_COLS);
+    PyObject *cols = cols_capsule(s.cols, N_COLS, s.records);
     PyObject *out = cols ? Py_BuildValue("(nNO)", s.records, cols, s.lifecycle) : NULL;
     state_free(&s, &w);
     return out;

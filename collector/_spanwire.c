@@ -347,11 +347,11 @@ static void state_free(State *s, Where *w) {
 
 PyDoc_STRVAR(decode_doc,
              "decode(body, received_us) -> (rows, columns, conventions) | None\n\n"
-             "The spans table's columns of a serialized ExportTraceServiceRequest, each as\n"
-             "(null_count, validity | None, offsets | None, data) Arrow buffers in\n"
-             "COLUMNS order, and per job or step candidate span (trace_id, span_id,\n"
-             "parent_span_id, name, start_us, end_us, status_code, status_message,\n"
-             "attributes, events, service); None when the request needs the per-span decoder.");
+             "The spans table's columns of a serialized ExportTraceServiceRequest: a\n"
+             "PyCapsule holding one Arrow struct array (C data interface) of COLUMNS,\n"
+             "and per job or step candidate span (trace_id, span_id, parent_span_id, name,\n"
+             "start_us, end_us, status_code, status_message, attributes, events, service);\n"
+             "None when the request needs the per-span decoder.");
 
 static PyObject *decode(PyObject *self, PyObject *args) {
     Py_buffer body;
@@ -377,7 +377,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         if (rc == PYERR) return NULL;
         Py_RETURN_NONE;
     }
-    PyObject *cols = cols_tuple(s.cols, N_COLS);
+    PyObject *cols = cols_capsule(s.cols, N_COLS, s.spans);
     PyObject *out = cols ? Py_BuildValue("(nNO)", s.spans, cols, s.conventions) : NULL;
     state_free(&s, &w);
     return out;

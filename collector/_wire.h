@@ -27,7 +27,7 @@ static inline int buf_reserve(Buf *b, size_t extra) {
     if (b->len + extra <= b->cap) return OK;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) cap *= 2;
-    char *p = PyMem_Realloc(b->p, cap);
+    char *p = PyMem_RawRealloc(b->p, cap); /* raw: Arrow may free it without the GIL */
     if (!p) return NOMEM;
     b->p = p;
     b->cap = cap;
@@ -50,7 +50,7 @@ static inline int buf_putc(Buf *b, char c) {
 static inline int buf_puts(Buf *b, const char *s) { return buf_put(b, s, strlen(s)); }
 
 static inline void buf_free(Buf *b) {
-    PyMem_Free(b->p);
+    PyMem_RawFree(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
 }
@@ -618,41 +618,6 @@ static inline int hex_id(Col *c, const uint8_t *p, size_t n, size_t size) {
     return str_end(c, 1);
 }
 
-static inline PyObject *bytes_of(Buf *b) {
-    return PyBytes_FromStringAndSize(b->p ? b->p : "", (Py_ssize_t)b->len);
-}
-
-static inline PyObject *column_tuple(Col *c) {
-    PyObject *valid, *offsets, *data;
-    if (c->nulls) {
-        valid = bytes_of(&c->valid);
-    } else {
-        valid = Py_None;
-        Py_INCREF(valid);
-    }
-    if (c->kind == C_STR) {
-        if (c->offsets.len == 0) {
-            int32_t zero = 0;
-            if (buf_put(&c->offsets, &zero, 4)) {
-                Py_XDECREF(valid);
-                return PyErr_NoMemory();
-            }
-        }
-        offsets = bytes_of(&c->offsets);
-    } else {
-        offsets = Py_None;
-        Py_INCREF(offsets);
-    }
-    data = bytes_of(&c->data);
-    if (!valid || !offsets || !data) {
-        Py_XDECREF(valid);
-        Py_XDECREF(offsets);
-        Py_XDECREF(data);
-        return NULL;
-    }
-    return Py_BuildValue("(nNNN)", c->nulls, valid, offsets, data);
-}
-
 /* ---- resources and scopes ----------------------------------------------------------------- */
 
 /* Where the current item sits: its resource (attributes as JSON, service.name) and scope. */
@@ -790,19 +755,129 @@ static inline void cols_free(Col *cols, int n) {
     }
 }
 
-/* A tuple of column_tuple()s, or NULL with an exception set. */
-static inline PyObject *cols_tuple(Col *cols, int n) {
-    PyObject *out = PyTuple_New(n);
-    if (!out) return NULL;
+/* ---- the columns handed to Arrow without a copy (Arrow C data interface) ----------------- */
+
+/* struct ArrowArray of arrow/c/abi.h */
+typedef struct ArrowArray {
+    int64_t length, null_count, offset, n_buffers, n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+} ArrowArray;
+
+typedef struct {
+    Col col;
+    const void *buffers[3];
+} ChildData;
+
+typedef struct {
+    int64_t n;
+    ArrowArray *children;
+    ArrowArray **pointers;
+    const void *buffers[1];
+} ParentData;
+
+static void child_release(ArrowArray *a) {
+    ChildData *d = a->private_data;
+    buf_free(&d->col.data);
+    buf_free(&d->col.offsets);
+    buf_free(&d->col.valid);
+    PyMem_RawFree(d);
+    a->release = NULL;
+}
+
+static void parent_release(ArrowArray *a) {
+    ParentData *d = a->private_data;
+    for (int64_t i = 0; i < d->n; i++)
+        if (d->children[i].release) d->children[i].release(&d->children[i]);
+    PyMem_RawFree(d->children);
+    PyMem_RawFree(d->pointers);
+    PyMem_RawFree(d);
+    a->release = NULL;
+}
+
+static void capsule_release(PyObject *capsule) {
+    ArrowArray *a = PyCapsule_GetPointer(capsule, "arrow_array");
+    if (a && a->release) a->release(a);
+    PyMem_RawFree(a);
+}
+
+/* The columns as one struct array of ``rows`` rows in an "arrow_array" capsule (the
+ * PyCapsule protocol's), their buffers moved into it: ``cols`` are left empty. NULL with
+ * an exception set on failure (``cols`` untouched then). */
+static inline PyObject *cols_capsule(Col *cols, int n, Py_ssize_t rows) {
     for (int i = 0; i < n; i++) {
-        PyObject *t = column_tuple(&cols[i]);
-        if (!t) {
-            Py_DECREF(out);
+        Col *c = &cols[i];
+        if (c->n != rows) {
+            PyErr_SetString(PyExc_SystemError, "wire decoder: columns of unequal length");
             return NULL;
         }
-        PyTuple_SET_ITEM(out, i, t);
+        /* buffers Arrow reads must exist even when empty: offsets start at 0 */
+        if (c->kind == C_STR && c->offsets.len == 0) {
+            int32_t zero = 0;
+            if (buf_put(&c->offsets, &zero, 4)) return PyErr_NoMemory();
+        }
+        if (buf_reserve(&c->data, 1)) return PyErr_NoMemory();
     }
-    return out;
+    ArrowArray *top = PyMem_RawCalloc(1, sizeof *top);
+    ParentData *pd = PyMem_RawCalloc(1, sizeof *pd);
+    ArrowArray *children = PyMem_RawCalloc((size_t)n, sizeof *children);
+    ArrowArray **pointers = PyMem_RawCalloc((size_t)n, sizeof *pointers);
+    ChildData **data = PyMem_RawCalloc((size_t)n, sizeof *data);
+    int ok = top && pd && children && pointers && data;
+    for (int i = 0; ok && i < n; i++) ok = (data[i] = PyMem_RawCalloc(1, sizeof **data)) != NULL;
+    if (!ok) {
+        for (int i = 0; data && i < n; i++) PyMem_RawFree(data[i]);
+        PyMem_RawFree(data);
+        PyMem_RawFree(pointers);
+        PyMem_RawFree(children);
+        PyMem_RawFree(pd);
+        PyMem_RawFree(top);
+        return PyErr_NoMemory();
+    }
+    for (int i = 0; i < n; i++) {
+        ChildData *d = data[i];
+        d->col = cols[i];
+        memset(&cols[i], 0, sizeof cols[i]);
+        cols[i].kind = d->col.kind;
+        Col *c = &d->col;
+        d->buffers[0] = c->nulls ? c->valid.p : NULL;
+        ArrowArray *a = &children[i];
+        a->length = rows;
+        a->null_count = c->nulls;
+        if (c->kind == C_STR) {
+            d->buffers[1] = c->offsets.p;
+            d->buffers[2] = c->data.p;
+            a->n_buffers = 3;
+        } else {
+            d->buffers[1] = c->data.p;
+            a->n_buffers = 2;
+        }
+        a->buffers = d->buffers;
+        a->release = child_release;
+        a->private_data = d;
+        pointers[i] = a;
+    }
+    PyMem_RawFree(data);
+    pd->n = n;
+    pd->children = children;
+    pd->pointers = pointers;
+    pd->buffers[0] = NULL;
+    top->length = rows;
+    top->n_buffers = 1;
+    top->n_children = n;
+    top->buffers = pd->buffers;
+    top->children = pointers;
+    top->release = parent_release;
+    top->private_data = pd;
+    PyObject *capsule = PyCapsule_New(top, "arrow_array", capsule_release);
+    if (!capsule) {
+        parent_release(top);
+        PyMem_RawFree(top);
+    }
+    return capsule;
 }
 
 /* The module's COLUMNS attribute: the column names in order (checked against the schema). */

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from jobtrail.collector._arrow_buffers import table_from_buffers
+from jobtrail.collector._arrow_buffers import table_from_capsule
 from jobtrail.storage.model import LOG_SCHEMA
 
 try:
@@ -58,5 +58,5 @@ def log_columns(body: bytes, received_us: int) -> LogColumns | None:
     decoded = _logwire.decode(body, received_us)
     if decoded is None:
         return None
-    rows, columns, lifecycle = decoded
-    return LogColumns(table_from_buffers(LOG_SCHEMA, rows, columns), lifecycle)
+    _rows, columns, lifecycle = decoded
+    return LogColumns(table_from_capsule(LOG_SCHEMA, columns), lifecycle)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from jobtrail.collector._arrow_buffers import table_from_buffers
+from jobtrail.collector._arrow_buffers import table_from_capsule
 from jobtrail.storage.model import SPAN_SCHEMA
 
 try:
@@ -64,5 +64,5 @@ def span_columns(body: bytes, received_us: int) -> SpanColumns | None:
     decoded = _spanwire.decode(body, received_us)
     if decoded is None:
         return None
-    rows, columns, candidates = decoded
-    return SpanColumns(table_from_buffers(SPAN_SCHEMA, rows, columns), candidates)
+    _rows, columns, candidates = decoded
+    return SpanColumns(table_from_capsule(SPAN_SCHEMA, columns), candidates)
