@@ -33,50 +33,22 @@ static const Kind COL_KINDS[N_COLS] = {
     C_STR, C_STR, C_STR, C_STR, C_STR, C_STR, C_STR, C_STR, C_STR, C_STR, C_I64};
 
 typedef struct {
+    Decoding d; /* first: the item functions get a Decoding pointer */
     Col cols[N_COLS];
-    KVs attrs;
-    PyObject *lifecycle; /* list of lifecycle_entry tuples */
-    int64_t received_us;
-    Py_ssize_t records;
 } State;
 
 /* (event, trace_id, span_id, time_us, attributes, service) for collector.decode._lifecycle */
 static int lifecycle_entry(State *s, const Where *w, const uint8_t *event, size_t event_len,
                            const uint8_t *trace, size_t trace_len, const uint8_t *span,
                            size_t span_len, int64_t time_us) {
-    PyObject *attrs = PyDict_New();
+    PyObject *attrs = py_attrs(&s->d);
     if (!attrs) return PYERR;
-    for (size_t i = 0; i < s->attrs.len; i++) {
-        const KV *kv = &s->attrs.items[i];
-        PyObject *key = py_str(kv->key, kv->key_len);
-        PyObject *value = key ? py_value(&kv->value, 0) : NULL;
-        int bad = !value || PyDict_SetItem(attrs, key, value);
-        Py_XDECREF(key);
-        Py_XDECREF(value);
-        if (bad) {
-            Py_DECREF(attrs);
-            return PYERR;
-        }
-    }
-    PyObject *service;
-    if (w->has_service) {
-        service = py_str(w->service, w->service_len);
-    } else {
-        service = Py_None;
-        Py_INCREF(service);
-    }
-    PyObject *when;
-    if (time_us) {
-        when = PyLong_FromLongLong((long long)time_us);
-    } else {
-        when = Py_None;
-        Py_INCREF(when);
-    }
+    PyObject *service = py_service(w);
     PyObject *entry = Py_BuildValue("(NNNNNN)", py_str(event, event_len),
-                                    py_hex(trace, trace_len), py_hex(span, span_len), when,
-                                    attrs, service);
+                                    py_hex(trace, trace_len), py_hex(span, span_len),
+                                    py_us(time_us), attrs, service);
     if (!entry) return PYERR;
-    int bad = PyList_Append(s->lifecycle, entry);
+    int bad = PyList_Append(s->d.found, entry);
     Py_DECREF(entry);
     return bad ? PYERR : OK;
 }
@@ -159,7 +131,7 @@ static int record(void *state, const Where *w, const uint8_t *p, size_t n) {
     const uint8_t *event = (const uint8_t *)"";
     size_t sev_text_len = 0, trace_len = 0, span_len = 0, event_len = 0;
     Value body = {0};
-    kvs_reset(&s->attrs);
+    kvs_reset(&s->d.attrs);
     while ((rc = rd_field(&r, &f)) == RD_FIELD) {
         switch (f.num) {
         case 1:
@@ -181,7 +153,7 @@ static int record(void *state, const Where *w, const uint8_t *p, size_t n) {
             break;
         case 6:
             if (f.wt != 2) return UNSUPPORTED;
-            if ((rc = kvs_push(&s->attrs, f.ptr, f.len))) return rc;
+            if ((rc = kvs_push(&s->d.attrs, f.ptr, f.len))) return rc;
             break;
         case 9:
             if (f.wt != 2) return UNSUPPORTED;
@@ -212,8 +184,8 @@ static int record(void *state, const Where *w, const uint8_t *p, size_t n) {
 
     /* the attributes copied into columns: strings only (the Python decoder str()s others) */
     const KV *found[N_LOOKUPS] = {0};
-    for (size_t i = 0; i < s->attrs.len; i++) {
-        const KV *kv = &s->attrs.items[i];
+    for (size_t i = 0; i < s->d.attrs.len; i++) {
+        const KV *kv = &s->d.attrs.items[i];
         for (size_t k = 0; k < N_LOOKUPS; k++) {
             if (kv->key_len == LOOKUPS[k].len &&
                 memcmp(kv->key, LOOKUPS[k].key, kv->key_len) == 0) {
@@ -228,7 +200,7 @@ static int record(void *state, const Where *w, const uint8_t *p, size_t n) {
     int64_t time_us = time_ns ? (int64_t)(time_ns / 1000) : 0;
     int64_t observed_us = observed_ns ? (int64_t)(observed_ns / 1000) : 0;
     if ((rc = i64_val(&c[K_TIME],
-                      time_us ? time_us : observed_us ? observed_us : s->received_us, 1)))
+                      time_us ? time_us : observed_us ? observed_us : s->d.received_us, 1)))
         return rc;
     if ((rc = i64_val(&c[K_OBSERVED], observed_us, observed_us != 0))) return rc;
     if ((rc = hex_id(&c[K_TRACE], trace, trace_len, 16))) return rc;
@@ -255,8 +227,8 @@ static int record(void *state, const Where *w, const uint8_t *p, size_t n) {
 
     Buf *ab = &c[K_ATTRS].data;
     rc = buf_putc(ab, '{');
-    for (size_t i = 0; !rc && i < s->attrs.len; i++) {
-        const KV *kv = &s->attrs.items[i];
+    for (size_t i = 0; !rc && i < s->d.attrs.len; i++) {
+        const KV *kv = &s->d.attrs.items[i];
         if (i) rc = buf_putc(ab, ',');
         if (!rc) rc = json_str(ab, kv->key, kv->key_len);
         if (!rc) rc = buf_putc(ab, ':');
@@ -288,7 +260,7 @@ static int record(void *state, const Where *w, const uint8_t *p, size_t n) {
     if (!rc)
         rc = w->scope_len ? str_val(&c[K_SCOPE], (const char *)w->scope, w->scope_len)
                           : str_null(&c[K_SCOPE]);
-    if (!rc) rc = i64_val(&c[K_RECEIVED], s->received_us, 1);
+    if (!rc) rc = i64_val(&c[K_RECEIVED], s->d.received_us, 1);
     if (rc) return rc;
 
     for (size_t i = 0; event_len && i < 4; i++) {
@@ -298,15 +270,8 @@ static int record(void *state, const Where *w, const uint8_t *p, size_t n) {
             if (rc) return rc;
         }
     }
-    s->records++;
+    s->d.rows++;
     return OK;
-}
-
-static void state_free(State *s, Where *w) {
-    cols_free(s->cols, N_COLS);
-    kvs_free(&s->attrs);
-    buf_free(&w->resource_json);
-    Py_XDECREF(s->lifecycle);
 }
 
 PyDoc_STRVAR(decode_doc,
@@ -317,33 +282,11 @@ PyDoc_STRVAR(decode_doc,
              "service); None when the request needs the per-record decoder.");
 
 static PyObject *decode(PyObject *self, PyObject *args) {
-    Py_buffer body;
-    long long received;
-    if (!PyArg_ParseTuple(args, "y*L", &body, &received)) return NULL;
     State s;
-    Where w;
     memset(&s, 0, sizeof s);
-    memset(&w, 0, sizeof w);
-    s.received_us = received;
-    s.lifecycle = PyList_New(0);
-    if (!s.lifecycle) {
-        PyBuffer_Release(&body);
-        return NULL;
-    }
-    for (int i = 0; i < N_COLS; i++) s.cols[i].kind = COL_KINDS[i];
-    int rc = walk_request(&w, body.buf, (size_t)body.len, record, &s);
-    PyBuffer_Release(&body);
-    if (rc == OK && s.records == 0) rc = UNSUPPORTED;
-    if (rc != OK) {
-        state_free(&s, &w);
-        if (rc == NOMEM) return PyErr_NoMemory();
-        if (rc == PYERR) return NULL;
-        Py_RETURN_NONE;
-    }
-    PyObject *cols = cols_capsule(s.cols, N_COLS, s.records);
-    PyObject *out = cols ? Py_BuildValue("(nNO)", s.records, cols, s.lifecycle) : NULL;
-    state_free(&s, &w);
-    return out;
+    s.d.cols = s.cols;
+    s.d.n_cols = N_COLS;
+    return decode_request(args, &s.d, COL_KINDS, record);
 }
 
 static PyMethodDef methods[] = {

@@ -46,11 +46,8 @@ static const struct {
 #define N_CONVENTION_KEYS (sizeof CONVENTION_KEYS / sizeof CONVENTION_KEYS[0])
 
 typedef struct {
+    Decoding d; /* first: the item functions get a Decoding pointer */
     Col cols[N_COLS];
-    KVs attrs;
-    PyObject *conventions; /* list of convention_entry tuples */
-    int64_t received_us;
-    Py_ssize_t spans;
 } State;
 
 typedef struct {
@@ -171,45 +168,22 @@ static int checked_id(const Bytes *id, size_t size, int required) {
     return zero && required ? UNSUPPORTED : OK;
 }
 
-static PyObject *py_us(int64_t us) {
-    if (us) return PyLong_FromLongLong((long long)us);
-    Py_RETURN_NONE;
-}
-
 /* (trace_id, span_id, parent_span_id, name, start_us, end_us, status_code,
  *  status_message, attributes, events, service) for collector.decode's conventions step. */
 static int convention_entry(State *s, const Where *w, const Bytes *trace, const Bytes *span,
                             const Bytes *parent, const Bytes *name, int64_t start_us,
                             int64_t end_us, int status, const Bytes *message,
                             PyObject *events) {
-    PyObject *attrs = PyDict_New();
+    PyObject *attrs = py_attrs(&s->d);
     if (!attrs) return PYERR;
-    for (size_t i = 0; i < s->attrs.len; i++) {
-        const KV *kv = &s->attrs.items[i];
-        PyObject *key = py_str(kv->key, kv->key_len);
-        PyObject *value = key ? py_value(&kv->value, 0) : NULL;
-        int bad = !value || PyDict_SetItem(attrs, key, value);
-        Py_XDECREF(key);
-        Py_XDECREF(value);
-        if (bad) {
-            Py_DECREF(attrs);
-            return PYERR;
-        }
-    }
-    PyObject *service;
-    if (w->has_service) {
-        service = py_str(w->service, w->service_len);
-    } else {
-        service = Py_None;
-        Py_INCREF(service);
-    }
+    PyObject *service = py_service(w);
     Py_INCREF(events);
     PyObject *entry = Py_BuildValue(
         "(NNNNNNiNNNN)", py_hex(trace->p, trace->n), py_hex(span->p, span->n),
         py_hex(parent->p, parent->n), py_str(name->p, name->n), py_us(start_us),
         py_us(end_us), status, py_str(message->p, message->n), attrs, events, service);
     if (!entry) return PYERR;
-    int bad = PyList_Append(s->conventions, entry);
+    int bad = PyList_Append(s->d.found, entry);
     Py_DECREF(entry);
     return bad ? PYERR : OK;
 }
@@ -239,7 +213,7 @@ static int span(void *state, const Where *w, const uint8_t *p, size_t n) {
     int64_t kind = 0, code = 0;
     Bytes trace = {NULL, 0}, id = {NULL, 0}, parent = {NULL, 0};
     Bytes name = {(const uint8_t *)"", 0}, message = {(const uint8_t *)"", 0};
-    kvs_reset(&s->attrs);
+    kvs_reset(&s->d.attrs);
     while ((rc = rd_field(&r, &f)) == RD_FIELD) {
         switch (f.num) {
         case 1: TAKE(trace); break;
@@ -260,7 +234,7 @@ static int span(void *state, const Where *w, const uint8_t *p, size_t n) {
             break;
         case 9:
             if (f.wt != 2) return UNSUPPORTED;
-            if ((rc = kvs_push(&s->attrs, f.ptr, f.len))) return rc;
+            if ((rc = kvs_push(&s->d.attrs, f.ptr, f.len))) return rc;
             break;
         case 15:
             if (f.wt != 2 || statuses++) return UNSUPPORTED;
@@ -277,8 +251,8 @@ static int span(void *state, const Where *w, const uint8_t *p, size_t n) {
         return UNSUPPORTED;
 
     int candidate = 0;
-    for (size_t i = 0; i < s->attrs.len && !candidate; i++) {
-        const KV *kv = &s->attrs.items[i];
+    for (size_t i = 0; i < s->d.attrs.len && !candidate; i++) {
+        const KV *kv = &s->d.attrs.items[i];
         for (size_t k = 0; k < N_CONVENTION_KEYS; k++)
             if (kv->key_len == CONVENTION_KEYS[k].len &&
                 memcmp(kv->key, CONVENTION_KEYS[k].key, kv->key_len) == 0)
@@ -307,8 +281,8 @@ static int span(void *state, const Where *w, const uint8_t *p, size_t n) {
 
     Buf *ab = &c[K_ATTRS].data;
     rc = buf_putc(ab, '{');
-    for (size_t i = 0; !rc && i < s->attrs.len; i++) {
-        const KV *kv = &s->attrs.items[i];
+    for (size_t i = 0; !rc && i < s->d.attrs.len; i++) {
+        const KV *kv = &s->d.attrs.items[i];
         if (i) rc = buf_putc(ab, ',');
         if (!rc) rc = json_str(ab, kv->key, kv->key_len);
         if (!rc) rc = buf_putc(ab, ':');
@@ -328,21 +302,14 @@ static int span(void *state, const Where *w, const uint8_t *p, size_t n) {
         rc = w->scope_version_len ? str_val(&c[K_SCOPE_VERSION], (const char *)w->scope_version,
                                             w->scope_version_len)
                                   : str_null(&c[K_SCOPE_VERSION]);
-    if (!rc) rc = i64_val(&c[K_RECEIVED], s->received_us, 1);
+    if (!rc) rc = i64_val(&c[K_RECEIVED], s->d.received_us, 1);
     if (!rc && candidate)
         rc = convention_entry(s, w, &trace, &id, &parent, &name, start_us, end_us, (int)code,
                               &message, events);
     Py_XDECREF(events);
     if (rc) return rc;
-    s->spans++;
+    s->d.rows++;
     return OK;
-}
-
-static void state_free(State *s, Where *w) {
-    cols_free(s->cols, N_COLS);
-    kvs_free(&s->attrs);
-    buf_free(&w->resource_json);
-    Py_XDECREF(s->conventions);
 }
 
 PyDoc_STRVAR(decode_doc,
@@ -354,33 +321,11 @@ PyDoc_STRVAR(decode_doc,
              "None when the request needs the per-span decoder.");
 
 static PyObject *decode(PyObject *self, PyObject *args) {
-    Py_buffer body;
-    long long received;
-    if (!PyArg_ParseTuple(args, "y*L", &body, &received)) return NULL;
     State s;
-    Where w;
     memset(&s, 0, sizeof s);
-    memset(&w, 0, sizeof w);
-    s.received_us = received;
-    s.conventions = PyList_New(0);
-    if (!s.conventions) {
-        PyBuffer_Release(&body);
-        return NULL;
-    }
-    for (int i = 0; i < N_COLS; i++) s.cols[i].kind = COL_KINDS[i];
-    int rc = walk_request(&w, body.buf, (size_t)body.len, span, &s);
-    PyBuffer_Release(&body);
-    if (rc == OK && s.spans == 0) rc = UNSUPPORTED;
-    if (rc != OK) {
-        state_free(&s, &w);
-        if (rc == NOMEM) return PyErr_NoMemory();
-        if (rc == PYERR) return NULL;
-        Py_RETURN_NONE;
-    }
-    PyObject *cols = cols_capsule(s.cols, N_COLS, s.spans);
-    PyObject *out = cols ? Py_BuildValue("(nNO)", s.spans, cols, s.conventions) : NULL;
-    state_free(&s, &w);
-    return out;
+    s.d.cols = s.cols;
+    s.d.n_cols = N_COLS;
+    return decode_request(args, &s.d, COL_KINDS, span);
 }
 
 static PyMethodDef methods[] = {

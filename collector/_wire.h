@@ -880,6 +880,84 @@ static inline PyObject *cols_capsule(Col *cols, int n, Py_ssize_t rows) {
     return capsule;
 }
 
+/* ---- one request ----------------------------------------------------------------------------- */
+
+/* What a decoder keeps while it walks a request (the first member of its State). */
+typedef struct {
+    Col *cols; /* n_cols columns, in the State */
+    int n_cols;
+    KVs attrs;       /* the current item's attributes */
+    PyObject *found; /* list: lifecycle records, or job and step candidate spans */
+    int64_t received_us;
+    Py_ssize_t rows;
+} Decoding;
+
+/* The current item's attributes as a dict (a new reference, or NULL with an exception). */
+static inline PyObject *py_attrs(const Decoding *d) {
+    PyObject *attrs = PyDict_New();
+    if (!attrs) return NULL;
+    for (size_t i = 0; i < d->attrs.len; i++) {
+        const KV *kv = &d->attrs.items[i];
+        PyObject *key = py_str(kv->key, kv->key_len);
+        PyObject *value = key ? py_value(&kv->value, 0) : NULL;
+        int bad = !value || PyDict_SetItem(attrs, key, value);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (bad) {
+            Py_DECREF(attrs);
+            return NULL;
+        }
+    }
+    return attrs;
+}
+
+/* The resource's service.name, or None (a new reference, or NULL with an exception). */
+static inline PyObject *py_service(const Where *w) {
+    if (w->has_service) return py_str(w->service, w->service_len);
+    Py_RETURN_NONE;
+}
+
+/* Microseconds since the epoch, or None for 0 (unset). */
+static inline PyObject *py_us(int64_t us) {
+    if (us) return PyLong_FromLongLong((long long)us);
+    Py_RETURN_NONE;
+}
+
+/* The body of a module's decode(body, received_us): every item of the request through
+ * ``item`` (given ``d``, the first member of its State), then (rows, columns capsule,
+ * found), None when the request needs the Python decoder, or NULL with an exception. */
+static inline PyObject *decode_request(PyObject *args, Decoding *d, const Kind *kinds,
+                                       ItemFn item) {
+    Py_buffer body;
+    long long received;
+    if (!PyArg_ParseTuple(args, "y*L", &body, &received)) return NULL;
+    Where w;
+    memset(&w, 0, sizeof w);
+    d->received_us = received;
+    d->found = PyList_New(0);
+    if (!d->found) {
+        PyBuffer_Release(&body);
+        return NULL;
+    }
+    for (int i = 0; i < d->n_cols; i++) d->cols[i].kind = kinds[i];
+    int rc = walk_request(&w, body.buf, (size_t)body.len, item, d);
+    PyBuffer_Release(&body);
+    if (rc == OK && d->rows == 0) rc = UNSUPPORTED;
+    PyObject *out = NULL;
+    if (rc == OK) {
+        PyObject *cols = cols_capsule(d->cols, d->n_cols, d->rows);
+        out = cols ? Py_BuildValue("(nNO)", d->rows, cols, d->found) : NULL;
+    }
+    cols_free(d->cols, d->n_cols);
+    kvs_free(&d->attrs);
+    buf_free(&w.resource_json);
+    Py_DECREF(d->found);
+    if (rc == OK) return out;
+    if (rc == NOMEM) return PyErr_NoMemory();
+    if (rc == PYERR) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* The module's COLUMNS attribute: the column names in order (checked against the schema). */
 static inline int add_column_names(PyObject *m, const char *const *names, int n) {
     PyObject *t = PyTuple_New(n);
