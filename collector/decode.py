@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -65,6 +66,23 @@ def _columns(schema: pa.Schema) -> dict[str, list[Any]]:
     return {name: [] for name in schema.names}
 
 
+def _as_received(request: Message, body: bytes | None, received: int | None) -> tuple[bytes, int]:
+    """The bytes and receive time (µs) the column decoders read: as given, else serialized
+    again and now."""
+    return (
+        request.SerializeToString() if body is None else body,
+        _now_us() if received is None else received,
+    )
+
+
+#: The job/step fields of a candidate span from ``span_columns``, in its tuple's order
+#: (the service comes last).
+_CANDIDATE_FIELDS = (
+    "trace_id", "span_id", "parent_span_id", "name", "start_us", "end_us", "status_code",
+    "status_message", "attrs", "events",
+)  # fmt: skip
+
+
 def decode_traces(
     request: ExportTraceServiceRequest, body: bytes | None = None, *, received: int | None = None
 ) -> Decoded:
@@ -74,43 +92,15 @@ def decode_traces(
     built column-wise (:mod:`jobtrail.collector.span_columns`) when the request allows,
     span by span otherwise. ``received`` (µs since the epoch) defaults to now.
     """
-    if received is None:
-        received = _now_us()
-    if body is None:
-        body = request.SerializeToString()
+    body, received = _as_received(request, body, received)
     columns = span_columns(body, received)
     if columns is None:
         return decode_traces_per_span(request, received)
     out = Decoded(Batch(spans=columns.table))
     if columns.candidates:
         seen_at = conv.ts(received)
-        assert seen_at is not None
-        for (
-            trace_id,
-            span_id,
-            parent,
-            name,
-            start,
-            end,
-            code,
-            message,
-            attrs,
-            events,
-            service,
-        ) in columns.candidates:
-            common = {
-                "trace_id": trace_id,
-                "span_id": span_id,
-                "parent_span_id": parent,
-                "name": name,
-                "start_us": start,
-                "end_us": end,
-                "status_code": code,
-                "status_message": message,
-                "attrs": attrs,
-                "events": events,
-                "seen_at": seen_at,
-            }
+        for *fields, service in columns.candidates:
+            common = dict(zip(_CANDIDATE_FIELDS, fields, strict=True), seen_at=seen_at)
             _convention_span(out, common, service)
     return out
 
@@ -227,10 +217,7 @@ def decode_logs(
     built column-wise (:mod:`jobtrail.collector.log_columns`) when the request allows,
     record by record otherwise. ``received`` (µs since the epoch) defaults to now.
     """
-    if received is None:
-        received = _now_us()
-    if body is None:
-        body = request.SerializeToString()
+    body, received = _as_received(request, body, received)
     columns = log_columns(body, received)
     if columns is None:
         return decode_logs_per_record(request, received)

@@ -60,7 +60,6 @@ class Endpoints:
         return {"grpc": self.grpc, "http": self.http, "api": self.api}
 
 
-
 #: Full (generation 2) collections only after this many generation-1 collections (Python's
 #: default: 10).
 _GC_FULL_EVERY = 100
@@ -80,6 +79,7 @@ def _settle_gc() -> None:
     gc.freeze()
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, _GC_FULL_EVERY)
+
 
 async def _start_site(
     app: web.Application,

@@ -123,7 +123,7 @@ def _both(request: ExportTraceServiceRequest, raw: bytes | None = None) -> tuple
     )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(REQUESTS)
 def test_any_request_decodes_as_the_reference_does(request: ExportTraceServiceRequest) -> None:
     reference, decoded = _both(request)
