@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from jobtrail.storage._lake_linker import LakeLinker
+from jobtrail.storage._linger import GroupLinger
 from jobtrail.storage.lake import LakeDatabase
 from jobtrail.storage.linker import Linker
 from jobtrail.storage.model import Batch
@@ -57,7 +58,7 @@ class LakeWriter(BatchWriter):
         self._lake = db.lake.name
         limits.setdefault("max_group_records", _DEFAULT_MAX_GROUP_RECORDS)
         super().__init__(db, **limits)
-        self._linger_s = commit_interval_s
+        self._linger = GroupLinger(fixed_s=commit_interval_s)
         self.conflicts_retried = 0
 
     def _new_linker(self) -> Linker:

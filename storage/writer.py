@@ -23,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from jobtrail.storage._commit import CommitHistogram, CommitInfo
+from jobtrail.storage._linger import GroupLinger
 from jobtrail.storage.database import Database
 from jobtrail.storage.linker import Linker
 from jobtrail.storage.log_counts import record_log_counts
@@ -103,8 +104,8 @@ class BatchWriter:
         self._closed = False
         self._listeners: list[Callable[[CommitInfo], None]] = []
         self._linker = self._new_linker()
-        #: Seconds the writer waits for more batches before a commit (0: commit what is queued).
-        self._linger_s = 0.0
+        #: How long the writer waits for more batches before a commit (see ``_linger``).
+        self._linger = GroupLinger()
         self.commits = 0
         self.records_stored = 0
         self.duplicates_skipped = 0
@@ -209,17 +210,18 @@ class BatchWriter:
             assert isinstance(first, _Item)
             group = [first]
             records = first.batch.record_count
-            deadline = time.monotonic() + self._linger_s
+            started = time.monotonic()
             while records < self._max_group:
                 try:
-                    nxt = self._next(deadline)
+                    nxt = self._next(started + self._linger.wait_s(len(group), records))
                 except queue.Empty:
                     break
                 if nxt is _STOP:
                     stopping = True
                     break
                 if isinstance(nxt, _Task):
-                    self._commit_group(group)
+                    if group:
+                        self._commit_group(group)
                     group, records = [], 0
                     self._run_task(nxt)
                     continue
@@ -229,11 +231,16 @@ class BatchWriter:
             if group:
                 self._commit_group(group)
 
+    def _commit_group(self, group: list[_Item]) -> None:
+        started = time.monotonic()
+        self._store_group(group)
+        self._linger.committed(len(group), self._queue.qsize(), time.monotonic() - started)
+
     def _new_linker(self) -> Linker:
         return Linker(self._con)
 
     def _next(self, deadline: float) -> _Item | _Task | object:
-        """The next queued item; with a linger, wait for one until ``deadline``."""
+        """The next queued item, waiting for one until ``deadline`` (if still ahead)."""
         wait = deadline - time.monotonic()
         return self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
 
@@ -258,7 +265,7 @@ class BatchWriter:
             return
         task.loop.call_soon_threadsafe(_set_result, task.future, result)
 
-    def _commit_group(self, group: list[_Item]) -> None:
+    def _store_group(self, group: list[_Item]) -> None:
         try:
             try:
                 info = self._store([item.batch for item in group])
@@ -273,7 +280,7 @@ class BatchWriter:
                 self._finish(group, exc)
                 return
             for item in group:  # one bad batch must not fail the others
-                self._commit_group([item])
+                self._store_group([item])
             return
         self._finish(group, None)
         for listener in self._listeners:
