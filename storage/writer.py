@@ -3,8 +3,9 @@
 Receivers hand decoded batches to :meth:`BatchWriter.write` and await it; the call returns
 only after the batch is committed, so an OTLP Export is acknowledged only for stored data.
 One thread owns the writing connection and commits queued batches in groups (group commit),
-which is what makes small Export requests cheap. The queue is bounded by records: when it is
-full, :class:`WriterOverloaded` tells the receiver to answer with a retryable code.
+which is what makes small Export requests cheap; with several clients it waits a little for
+the writes it expects (:mod:`jobtrail.storage._linger`). The queue is bounded by records:
+when it is full, :class:`WriterOverloaded` tells the receiver to answer with a retryable code.
 """
 
 from __future__ import annotations
