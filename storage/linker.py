@@ -208,15 +208,17 @@ class Linker:
         rows: Iterable[dict[str, Any]],
         stored: dict[Any, str | None],
     ) -> None:
-        prepared = []
-        for row in rows:
-            out = {c: row.get(c) for c in columns}
-            out["attributes"] = orjson.dumps(row["attributes"], default=str).decode()
-            if "attempts" in out:
-                out["attempts"] = orjson.dumps(row["attempts"] or [], option=_UTC_Z).decode()
-            prepared.append(out)
-        if prepared:
-            self._access.write(table, pa.Table.from_pylist(prepared, schema=schema), stored)
+        rows = list(rows)
+        if not rows:
+            return
+        # Column by column: half the time of ``Table.from_pylist`` over per-row dicts.
+        data = {c: [row.get(c) for row in rows] for c in columns}
+        data["attributes"] = [orjson.dumps(r["attributes"], default=str).decode() for r in rows]
+        if "attempts" in data:
+            data["attempts"] = [
+                orjson.dumps(r["attempts"] or [], option=_UTC_Z).decode() for r in rows
+            ]
+        self._access.write(table, pa.table(data, schema=schema), stored)
 
     # --- logs ------------------------------------------------------------------------------
 
