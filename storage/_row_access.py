@@ -173,12 +173,16 @@ class RowAccess:
 def upsert_log_ranges(
     con: duckdb.DuckDBPyConnection, ranges: pa.Table, *, large: bool = False
 ) -> None:
-    """Merge ``(job_id, lo, hi)`` rows into ``job_log_ranges`` (ranges only ever widen).
+    """Merge ``(job_id, lo, hi)`` rows (one per job) into ``job_log_ranges``; ranges only widen.
 
-    On a large table each job's range is updated through the primary key, then the jobs
-    that had none are inserted; a small one takes one ``ON CONFLICT`` upsert.
+    A small table takes one ``ON CONFLICT`` upsert. Its cost grows with the table (77 jobs,
+    with the commit: 4 ms at 10k rows, 12 ms at 200k, 38 ms at 1M; one ``UPDATE`` per job
+    through the primary key: 57 ms at 1M), so on a large one the stored ranges of these jobs
+    are read through the key, widened here, deleted and inserted again (9-11 ms at 1M).
     """
-    if not large:
+    ids = ranges.column("job_id").to_pylist()
+    listed = sql_strings(ids) if large else None
+    if listed is None:
         con.register("_log_ranges", ranges)
         try:
             con.execute(
@@ -189,23 +193,25 @@ def upsert_log_ranges(
         finally:
             con.unregister("_log_ranges")
         return
-    fresh: dict[str, list[Any]] = {"job_id": [], "lo": [], "hi": []}
-    columns = (ranges.column(c).to_pylist() for c in ("job_id", "lo", "hi"))
-    for job_id, lo, hi in zip(*columns, strict=True):
-        updated = con.execute(
-            "UPDATE job_log_ranges SET lo = least(lo, ?), hi = greatest(hi, ?) WHERE job_id = ? "
-            "RETURNING 1",
-            [lo, hi, job_id],
+    stored = {
+        job_id: (lo, hi)
+        for job_id, lo, hi in con.execute(
+            f"SELECT job_id, lo, hi FROM job_log_ranges WHERE job_id IN ({listed})"  # noqa: S608
         ).fetchall()
-        if not updated:
-            for name, value in (("job_id", job_id), ("lo", lo), ("hi", hi)):
-                fresh[name].append(value)
-    if fresh["job_id"]:
-        con.register("_log_ranges", pa.table(fresh, schema=ranges.schema))
-        try:
-            con.execute("INSERT INTO job_log_ranges SELECT job_id, lo, hi FROM _log_ranges")
-        finally:
-            con.unregister("_log_ranges")
+    }
+    if stored:
+        lows, highs = ranges.column("lo").to_pylist(), ranges.column("hi").to_pylist()
+        for i, job_id in enumerate(ids):
+            if job_id in stored:
+                lows[i] = min(lows[i], stored[job_id][0])
+                highs[i] = max(highs[i], stored[job_id][1])
+        ranges = pa.table({"job_id": ids, "lo": lows, "hi": highs}, schema=ranges.schema)
+        con.execute(f"DELETE FROM job_log_ranges WHERE job_id IN ({sql_strings(stored)})")  # noqa: S608
+    con.register("_log_ranges", ranges)
+    try:
+        con.execute("INSERT INTO job_log_ranges SELECT job_id, lo, hi FROM _log_ranges")
+    finally:
+        con.unregister("_log_ranges")
 
 
 K = TypeVar("K", str, tuple[str, str])

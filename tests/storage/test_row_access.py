@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from jobtrail.storage import Database
-from jobtrail.storage._row_access import RowAccess, sql_strings
+from jobtrail.storage._row_access import RowAccess, sql_strings, upsert_log_ranges
 
 ODD_IDS = ["o'brien", "back\\slash", "semi; DROP TABLE jobs; --", "ünïcode", "'"]
 
@@ -44,7 +45,9 @@ def test_odd_job_ids_are_found_and_replaced(tmp_path: Path) -> None:
     assert stored == sorted(
         (job_id, "completed", f"import {job_id}\n{job_id}\nt".lower()) for job_id in ODD_IDS
     )
-    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'jobs'").fetchone() == (1,)
+    assert con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'jobs'"
+    ).fetchone() == (1,)
     db.close()
 
 
@@ -103,3 +106,27 @@ def test_steps_are_replaced_by_their_exact_key(tmp_path: Path) -> None:
         ("t3", "s1", "running"),
     ]
     db.close()
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["on-conflict", "read-delete-insert"])
+def test_log_ranges_only_widen(tmp_path: Path, large: bool) -> None:
+    db = Database(tmp_path / "db.duckdb")
+    con = db.con.cursor()
+    stored = [("a", 10, 20), ("b", 30, 40), ("untouched", 1, 2), ("o'brien", 5, 6)]
+    con.executemany("INSERT INTO job_log_ranges VALUES (?, ?, ?)", stored)
+    ranges = pa.table(
+        {
+            "job_id": ["a", "b", "new", "o'brien"],
+            "lo": pa.array([15, 25, 50, 7], pa.int64()),
+            "hi": pa.array([25, 35, 60, 9], pa.int64()),
+        }
+    )
+    upsert_log_ranges(con, ranges, large=large)
+    rows = {j: (lo, hi) for j, lo, hi in con.execute("SELECT * FROM job_log_ranges").fetchall()}
+    assert rows == {
+        "a": (10, 25),  # hi widened, lo kept
+        "b": (25, 40),  # lo widened, hi kept
+        "untouched": (1, 2),
+        "o'brien": (5, 9),
+        "new": (50, 60),
+    }
