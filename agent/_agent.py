@@ -11,24 +11,19 @@ import atexit
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from importlib import metadata as importlib_metadata
 from typing import Any
 
 from opentelemetry import _logs, trace
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from ._config import AgentConfig, probe_target, resolve_config
-from ._emitter import SCOPE_NAME, Emitter
+from ._config import AgentConfig, resolve_config
 from ._execute import ExecuteMixin
-from ._heartbeat import Heartbeat
 from ._job import Job
 from ._logging_handler import instrument_logger, level_number
 from ._pipeline import Pipeline, build_pipeline
-from ._probe import PROBE_TIMEOUT_S, start_probe
-from ._propagation import inherited_parent
 from ._runtime import Runtime
+from ._startup import AgentState, probe_collector, start_state
 from ._stats import AgentStats, Counters
 
 __all__ = ["Agent"]
@@ -37,23 +32,6 @@ _logger = logging.getLogger(__name__)
 
 _DEFAULT_TIMEOUT_S = 5.0
 _DEAD_COLLECTOR_EXIT_TIMEOUT_S = 0.5
-
-
-def _version() -> str:
-    try:
-        return importlib_metadata.version("jobtrail")
-    except Exception:
-        return ""
-
-
-@dataclass
-class _State:
-    """Everything one ``configure()`` created, undone together by ``shutdown()``."""
-
-    config: AgentConfig
-    runtime: Runtime
-    pipeline: Pipeline | None = None
-    handlers: list[tuple[logging.Logger, logging.Handler]] = field(default_factory=list)
 
 
 class Agent(ExecuteMixin):
@@ -90,7 +68,7 @@ class Agent(ExecuteMixin):
         self._lock = threading.RLock()
         self._counters = Counters()
         self._noop = Runtime.noop(self._counters)
-        self._state: _State | None = None
+        self._state: AgentState | None = None
         self._shut_down = False
 
     # -- configuration ----------------------------------------------------------------------
@@ -213,55 +191,22 @@ class Agent(ExecuteMixin):
                 self._state = self._start(config, pipeline)
             except Exception as exc:
                 self._counters.internal_error("configure", exc)
-                self._state = _State(config=config, runtime=self._noop)
+                self._state = AgentState(config=config, runtime=self._noop)
             self._shut_down = False
 
-    def _start(self, config: AgentConfig, pipeline: Pipeline) -> _State:
-        version = _version()
-        heartbeat = None
-        if config.heartbeat_interval_s > 0:
-            heartbeat = Heartbeat(config.heartbeat_interval_s, self._counters)
-        parent = inherited_parent()
-        runtime = Runtime(
-            tracer=pipeline.tracer_provider.get_tracer(SCOPE_NAME, version),
-            emitter=Emitter(pipeline.logger_provider, version),
-            counters=self._counters,
-            max_data_len=config.max_data_len,
-            heartbeat=heartbeat,
-            parent_context=parent.context,
-            parent_job_id=parent.job_id,
-        )
-        state = _State(config=config, runtime=runtime, pipeline=pipeline)
-        if config.console:
-            pipeline.enable_console()
-        if config.capture_logging:
-            instrument_logger(state.handlers, runtime, logging.getLogger(), None)
+    def _start(self, config: AgentConfig, pipeline: Pipeline) -> AgentState:
+        state = start_state(config, pipeline, self._counters)
         if pipeline.owns_tracer_provider or pipeline.owns_logger_provider:
             atexit.register(self._atexit)
         if pipeline.uses_otlp and not config.console:
-            self._probe(config, pipeline)
+            probe_collector(
+                config,
+                pipeline,
+                self._counters,
+                console_fallback=self._console_fallback,
+                logger=_logger,
+            )
         return state
-
-    def _probe(self, config: AgentConfig, pipeline: Pipeline) -> None:
-        target = probe_target(config.probe_endpoint)
-        if target is None:
-            return
-
-        def on_result(reachable: bool) -> None:
-            self._counters.set_endpoint_reachable(reachable)
-            if not reachable:
-                with self._counters.guard("probe"):
-                    if pipeline.spool is not None:  # straight to disk, no doomed first try
-                        pipeline.spool.mark_down()
-                    if self._console_fallback:
-                        pipeline.enable_console()
-                    _logger.warning(
-                        "jobtrail: collector %s is not reachable%s",
-                        config.probe_endpoint,
-                        "; records also go to stderr" if self._console_fallback else "",
-                    )
-
-        start_probe(*target, on_result).join(PROBE_TIMEOUT_S)
 
     def instrument_logging(
         self, level: int | str | None = logging.INFO, *, logger: logging.Logger | str | None = None

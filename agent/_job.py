@@ -14,41 +14,22 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Status, StatusCode
 
 from jobtrail.semconv import (
     JOB_ATTEMPT,
-    JOB_CANCEL_REASON,
-    JOB_CURRENT_STEP,
     JOB_ID,
     JOB_METADATA_PREFIX,
     JOB_NAME,
     JOB_OPERATION,
     JOB_OWNER,
     JOB_PARENT_ID,
-    JOB_PROGRESS,
-    JOB_RESULT,
-    JOB_STATUS,
     JOB_TOTAL_STEPS,
     JOB_TYPE,
-    JOB_WILL_RETRY,
 )
 
-from ._context import (
-    CANCELLATION_EXCEPTIONS,
-    CURRENT_JOB,
-    CURRENT_STEP,
-    ON_JOB_STARTED,
-    ContextTokens,
-    restore_context,
-)
-from ._encode import (
-    AttributeValue,
-    describe_exception,
-    encode_data,
-    exception_attributes,
-    json_text,
-)
+from ._context import CURRENT_JOB, CURRENT_STEP, ON_JOB_STARTED, ContextTokens, restore_context
+from ._encode import AttributeValue, encode_data
+from ._job_end import UNSET, JobEnd
 from ._lifecycle import JobLifecycle
 from ._runtime import Runtime
 from ._scope import Scope
@@ -56,7 +37,6 @@ from ._step import Step, run_step
 
 __all__ = ["Job"]
 
-_UNSET: Any = object()
 _ExcType = type[BaseException]  # ``type`` is shadowed by Job.type inside the class body
 
 
@@ -69,7 +49,7 @@ def _positive_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
-class Job(Scope, JobLifecycle):
+class Job(Scope, JobLifecycle, JobEnd):
     """A running (or finished) background job; create it with :func:`jobtrail.job`.
 
     Use it as ``with``/``async with``; inside, the same object is returned by
@@ -124,7 +104,7 @@ class Job(Scope, JobLifecycle):
         self._current_step: str | None = None
         self._seq = 0
         self._steps_done = 0
-        self._result: Any = _UNSET
+        self._result: Any = UNSET
         self._cancel_reason: str | None = None
         self._cancelled = False
         self._failure: str | BaseException | None = None
@@ -168,7 +148,7 @@ class Job(Scope, JobLifecycle):
     @property
     def result(self) -> Any:
         """The job's result, exported as JSON in ``job.result`` when the job ends."""
-        return None if self._result is _UNSET else self._result
+        return None if self._result is UNSET else self._result
 
     @result.setter
     def result(self, value: Any) -> None:
@@ -346,17 +326,6 @@ class Job(Scope, JobLifecycle):
         if (hook := ON_JOB_STARTED.get()) is not None:
             hook(self)
 
-    def _final_status(self, exc: BaseException | None) -> str:
-        if self._cancelled:
-            return "cancelled"
-        if exc is None:
-            return "completed" if self._failure is None else "failed"
-        if isinstance(exc, CANCELLATION_EXCEPTIONS):
-            if self._cancel_reason is None:
-                self._cancel_reason = type(exc).__name__
-            return "cancelled"
-        return "failed"
-
     def _finish(self, exc: BaseException | None) -> None:
         if self._status != "running":
             return
@@ -373,40 +342,3 @@ class Job(Scope, JobLifecycle):
                 self._rt.heartbeat.discard(self)
             restore_context(self._tokens, self._otel_token, {CURRENT_JOB: self._parent})
             self._tokens, self._otel_token = [], None
-
-    def _end_span(self, status: str, exc: BaseException | None) -> None:
-        span = self.span
-        if status == "completed":
-            self._percent = 100.0
-        span.set_attribute(JOB_STATUS, status)
-        span.set_attribute(JOB_PROGRESS, self._percent)
-        if self._current_step is not None:  # the span settles the row: say it last
-            span.set_attribute(JOB_CURRENT_STEP, self._current_step)
-        if self._result is not _UNSET:
-            span.set_attribute(JOB_RESULT, json_text(self._result))
-        if status == "failed" and self.will_retry:
-            span.set_attribute(JOB_WILL_RETRY, True)
-        if status == "failed" and exc is not None:
-            span.record_exception(exc, escaped=True)
-            span.set_status(Status(StatusCode.ERROR, describe_exception(exc)))
-            self._rt.emitter.emit(
-                level="error",
-                body=f"job failed: {describe_exception(exc)}",
-                attributes={**exception_attributes(exc), JOB_ID: self._id},
-                span=span,
-            )
-        elif status == "failed":  # fail() with a message
-            message = str(self._failure)
-            span.set_status(Status(StatusCode.ERROR, message))
-            self._rt.emitter.emit(
-                level="error",
-                body=f"job failed: {message}",
-                attributes={JOB_ID: self._id},
-                span=span,
-            )
-        elif status == "cancelled":
-            if self._cancel_reason is not None:
-                span.set_attribute(JOB_CANCEL_REASON, self._cancel_reason)
-        else:
-            span.set_status(Status(StatusCode.OK))
-        span.end()

@@ -18,7 +18,6 @@ The ratio stored/decode is computed per repeat (same machine state), then summar
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -33,14 +32,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench import _util as u
+from bench._ingest_profile import PY_SPY, profile_top, start_py_spy
 from bench.workload import Unit, build_span_unit, build_unit, fresh_marker
 from jobtrail.collector import decode_logs, decode_traces
-
-#: py-spy from the ``bench`` extra (next to this interpreter), else from PATH; without it the
-#: profile is skipped.
-PY_SPY = Path(sys.executable).with_name("py-spy")
-if not PY_SPY.exists():
-    PY_SPY = Path(shutil.which("py-spy") or "/nonexistent/py-spy")
 
 
 def decode_limit(unit: Unit, seconds: float = 2.0) -> dict[str, float]:
@@ -165,16 +159,7 @@ def server_run(
         procs = _generators(server, transport, generators, seconds, concurrency, workload)
         time.sleep(skip)
         stored0, cpu0, t0 = server.stored(), u.cpu_seconds(server.pid), time.monotonic()
-        spy = None
-        if profile_to is not None and PY_SPY.exists():
-            spy = subprocess.Popen(
-                [
-                    str(PY_SPY), "record", "-p", str(server.pid), "-d", str(int(window)),
-                    "-r", "100", "--format", "raw", "--nonblocking", "-o", str(profile_to),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+        spy = None if profile_to is None else start_py_spy(server.pid, window, profile_to)
         time.sleep(window)
         stored1, cpu1, t1 = server.stored(), u.cpu_seconds(server.pid), time.monotonic()
         results, gen_cpu = _reap(procs)
@@ -211,52 +196,6 @@ def server_run(
         "outcomes": dict(outcomes),
         "refused_records": u.metric_sum(metrics, "jobtrail_records_refused_total"),
         "db_bytes": db.stat().st_size,
-    }
-
-
-_FRAME = re.compile(r"^(.*) \((.*?)(?::\d+)?\)$")
-
-
-def _function(frame: str) -> str:
-    """``func (file:line)`` -> ``func (file)``: py-spy's frames aggregated per function."""
-    m = _FRAME.match(frame)
-    return f"{m.group(1)} ({m.group(2)})" if m else frame
-
-
-def profile_top(raw: Path, top: int = 20) -> dict[str, Any]:
-    """Top functions by self and by inclusive share of samples, from py-spy's raw output.
-
-    py-spy samples every thread that is running (not idle), so the shares are of the
-    server's busy time across its threads (event loop, writer, DuckDB calls).
-    """
-    self_c: Counter[str] = Counter()
-    incl: Counter[str] = Counter()
-    threads: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
-        n = int(count)
-        frames = [_function(f) for f in stack.split(";")]
-        total += n
-        self_c[frames[-1]] += n
-        for f in set(frames):
-            incl[f] += n
-        threads["writer thread" if any("BatchWriter._run" in f for f in frames)
-                else "event loop" if any("run_forever" in f for f in frames)
-                else "other"] += n  # fmt: skip
-    if not total:
-        return {"samples": 0, "self": [], "inclusive": [], "threads": {}}
-    return {
-        "samples": total,
-        "threads": {k: 100 * v / total for k, v in threads.most_common()},
-        "self": [(f, 100 * c / total) for f, c in self_c.most_common(top)],
-        "inclusive": [
-            (f, 100 * c / total)
-            for f, c in incl.most_common(top + 15)
-            if not f.startswith(("<module>", "_run_", "Thread.", "run (asyncio"))
-        ][:top],
     }
 
 
@@ -390,7 +329,7 @@ def run(*, quick: bool = False, repeats: int | None = None, profile: bool = True
 
 def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     """Table rows for the summary."""
-    out = []
+    out: list[tuple[str, ...]] = []
     for key, s in result["summary"].items():
         name = {"grpc_jobs": "gRPC, job traces", "http_jobs": "HTTP, job traces",
                 "grpc_spans": "gRPC, spans only",

@@ -33,22 +33,25 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 from collections.abc import Callable
-from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from typing import Any
 
-from billiard import common as billiard_common
-from celery import Celery, Task, signals, states
-from celery.exceptions import Retry
+from celery import Celery, Task, signals
 from opentelemetry import trace
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .._agent import Agent
 from .._context import CURRENT_JOB
-from .._job import Job
+from ._celery_run import (
+    CURRENT_RUN,
+    TaskRun,
+    current_traceparent,
+    end_run,
+    pool_terminating,
+    request_attempt,
+    request_header,
+    request_metadata,
+)
 
 __all__ = [
     "PARENT_JOB_HEADER",
@@ -64,58 +67,8 @@ TRACEPARENT_HEADER = "jobtrail_traceparent"
 #: The logger ``get_task_logger`` loggers hang under; Celery stops it propagating to root.
 _TASK_LOGGER = "celery.task"
 _DEFAULT_FLUSH_TIMEOUT_S = 5.0
-_PROPAGATOR = TraceContextTextMapPropagator()
 
 JobType = str | Callable[[Task], str]
-
-
-@dataclass
-class _TaskRun:
-    """One execution of a task in this process: its job and the headers it came with."""
-
-    task_id: str
-    job: Job
-    attached: Job | None
-    parent_job_id: str | None
-    traceparent: str | None
-    token: Token[_TaskRun | None] | None = None
-
-
-_CURRENT_RUN: ContextVar[_TaskRun | None] = ContextVar("jobtrail_celery_run", default=None)
-
-
-def _header(request: Any, name: str) -> str | None:
-    """A custom message header: Celery exposes them as request attributes."""
-    value = getattr(request, name, None)
-    if value is None:
-        value = (getattr(request, "headers", None) or {}).get(name)
-    return str(value) if value else None
-
-
-def _current_traceparent() -> str | None:
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
-    return carrier.get("traceparent")
-
-
-def _metadata(request: Any) -> dict[str, Any]:
-    """``queue`` and ``worker`` (node name) of a task request, where known."""
-    delivery = getattr(request, "delivery_info", None) or {}
-    pairs = (("queue", delivery.get("routing_key")), ("worker", getattr(request, "hostname", None)))
-    return {key: str(value) for key, value in pairs if value}
-
-
-def _attempt(request: Any) -> int:
-    try:
-        return int(getattr(request, "retries", 0) or 0) + 1
-    except (TypeError, ValueError):
-        return 1
-
-
-def _pool_terminating() -> bool:
-    """Whether the pool's terminate signal handler ran in this (child) process."""
-    fired = getattr(billiard_common, "terminate_handler_fired", None)
-    return bool(fired()) if callable(fired) else False
 
 
 class CeleryInstrumentation:
@@ -206,7 +159,7 @@ class CeleryInstrumentation:
         with self._guard("celery.publish"):
             if not isinstance(headers, dict):
                 return
-            run = _CURRENT_RUN.get()
+            run = CURRENT_RUN.get()
             if run is not None and headers.get("id") == run.task_id:
                 # A retry re-publishes the running task: keep the original parent.
                 parent_id, traceparent = run.parent_job_id, run.traceparent
@@ -214,7 +167,7 @@ class CeleryInstrumentation:
                 job = CURRENT_JOB.get()
                 if job is None or not job.id:
                     return
-                parent_id, traceparent = job.id, _current_traceparent()
+                parent_id, traceparent = job.id, current_traceparent()
             if parent_id:
                 headers[PARENT_JOB_HEADER] = parent_id
             if traceparent:
@@ -253,11 +206,11 @@ class CeleryInstrumentation:
                 str(task.name),
                 type=self._type_of(task),
                 id=run_id,
-                attempt=_attempt(request),
-                **_metadata(request),
+                attempt=request_attempt(request),
+                **request_metadata(request),
             )
-            parent_id = _header(request, PARENT_JOB_HEADER)
-            traceparent = _header(request, TRACEPARENT_HEADER)
+            parent_id = request_header(request, PARENT_JOB_HEADER)
+            traceparent = request_header(request, TRACEPARENT_HEADER)
             attached = None
             # Nothing below raises (entering guards itself): an attached job never leaks
             # into the next task of this worker thread.
@@ -266,9 +219,9 @@ class CeleryInstrumentation:
                     traceparent = None  # OTel's Celery instrumentation continues the trace
                 attached = self.agent.attach_job(parent_id, traceparent=traceparent)
                 attached.__enter__()
-            run = _TaskRun(run_id, job, attached, parent_id, traceparent)
+            run = TaskRun(run_id, job, attached, parent_id, traceparent)
             job.__enter__()
-            run.token = _CURRENT_RUN.set(run)
+            run.token = CURRENT_RUN.set(run)
 
     def _on_postrun(
         self,
@@ -284,48 +237,16 @@ class CeleryInstrumentation:
         with self._guard("celery.postrun"):
             if not self._owns(task):
                 return
-            run = _CURRENT_RUN.get()
+            run = CURRENT_RUN.get()
             if run is None or run.task_id != str(task_id):
                 return
             token, run.token = run.token, None
             try:
                 if token is not None:
-                    _CURRENT_RUN.reset(token)
+                    CURRENT_RUN.reset(token)
             except ValueError:  # set in another context
-                _CURRENT_RUN.set(None)
-            self._end(run, retval, state)
-
-    def _end(self, run: _TaskRun, retval: Any, state: str | None) -> None:
-        job, exc = run.job, None
-        if state == states.SUCCESS:
-            if self._record_result and retval is not None:
-                job.result = retval
-        elif state == states.RETRY:
-            job.will_retry = True
-            reason = retval.exc if isinstance(retval, Retry) and retval.exc else retval
-            job.fail(reason if isinstance(reason, BaseException) else str(reason or "retry"))
-        elif state in (states.FAILURE, states.REJECTED):
-            if state == states.REJECTED and getattr(retval, "requeue", False):
-                job.will_retry = True
-            job.fail(retval if isinstance(retval, BaseException) else f"task {str(state).lower()}")
-        elif state is None:
-            if _pool_terminating():
-                # The pool kills this child in a moment (hard time limit, cold shutdown) and
-                # the main process records the task's failure (``TimeLimitExceeded``...);
-                # a ``SystemExit`` recorded here as well would race it for the last word.
-                return
-            # Postrun runs in a ``finally``: a BaseException (SystemExit, KeyboardInterrupt,
-            # eager ``propagate``) is unwinding the worker.
-            exc = sys.exc_info()[1]
-            if exc is None:
-                job.fail("task ended without a state")
-
-        # IGNORED (``Ignore``, ``Task.replace``): the task chose to record no outcome.
-        try:
-            job.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
-        finally:
-            if run.attached is not None:
-                run.attached.__exit__(None, None, None)
+                CURRENT_RUN.set(None)
+            end_run(run, retval, state, record_result=self._record_result)
 
     def _on_failure(
         self,
@@ -343,7 +264,7 @@ class CeleryInstrumentation:
         with self._guard("celery.failure"):
             if not self._owns(sender):
                 return
-            run = _CURRENT_RUN.get()
+            run = CURRENT_RUN.get()
             if run is not None and run.task_id == str(task_id):
                 return  # the running task's own failure: postrun records it
             request = sender.request
@@ -353,8 +274,8 @@ class CeleryInstrumentation:
                 str(sender.name),
                 type=self._type_of(sender),
                 id=str(task_id),
-                attempt=_attempt(request),
-                **_metadata(request),
+                attempt=request_attempt(request),
+                **request_metadata(request),
             )
             with job:
                 job.fail(exception if exception is not None else "worker lost")
@@ -385,7 +306,7 @@ class CeleryInstrumentation:
         network; the main process records that task's failure.
         """
         with self._guard("celery.shutdown"):
-            if _pool_terminating():
+            if pool_terminating():
                 return
             self.agent.force_flush(self._flush_timeout_s)
             main_agent, pid = self._main_agent, self._main_agent_pid
