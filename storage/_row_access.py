@@ -29,6 +29,8 @@ _SMALL_TABLE_ROWS = 200_000
 _SIZE_REFRESH = 500
 
 StepKey = tuple[str, str]
+#: Per table: the key columns, and the other indexed column.
+_INDEXED = {"jobs": (("id",), "parent_job_id"), "steps": (("trace_id", "span_id"), "job_id")}
 
 
 def _sql_step_keys(keys: Iterable[StepKey]) -> str | None:
@@ -129,11 +131,16 @@ class RowAccess:
         arrow: pa.Table,
         stored: dict[Hashable, str | None],
     ) -> None:
-        """Store ``arrow``'s rows, replacing the stored ones.
+        """Store ``arrow``'s rows: stored rows updated in place where they can be, others
+        (new rows, and stored ones whose indexed column moved) inserted, replacing any.
 
-        ``stored`` maps each key that already has a row to that row's stored ``id`` (jobs)
-        or ``job_id`` (steps), which finds it through the index.
+        ``stored`` maps each key that already has a row to that row's stored value of the
+        table's other indexed column (jobs: ``parent_job_id``; steps: ``job_id``).
         """
+        if stored and not self._careful:
+            arrow, stored = self._update_in_place(table, arrow, stored)
+            if arrow.num_rows == 0:
+                return
         self._con.register("_upsert_rows", arrow)
         try:
             delete = self._delete_jobs if table == "jobs" else self._delete_steps
@@ -143,6 +150,58 @@ class RowAccess:
             self._con.execute(f"{verb} INTO {table} BY NAME SELECT *{extra} FROM _upsert_rows")  # noqa: S608
         finally:
             self._con.unregister("_upsert_rows")
+
+    def _update_in_place(
+        self, table: str, arrow: pa.Table, stored: dict[Hashable, str | None]
+    ) -> tuple[pa.Table, dict[Hashable, str | None]]:
+        """``UPDATE`` the stored rows whose indexed columns keep their values; return the
+        rows (and their ``stored`` entries) still to be written.
+
+        A delete and insert must fetch each old row's indexed columns from storage to remove
+        its index entries, which for rows already checkpointed into compressed row groups of a
+        large table is the writer's largest cost: 770 steps of 77 jobs at 10M steps, 13-18 ms
+        against 4 ms updated (8-11 against 2.5 ms on an empty file). DuckDB cannot update an
+        indexed column in place, so rows whose ``parent_job_id``/``job_id`` changed (a step
+        linked to its job late) keep the delete and insert.
+        """
+        key_columns, moved = _INDEXED[table]
+        columns = [arrow.column(c).to_pylist() for c in key_columns]
+        keys: list[Any] = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+        now = arrow.column(moved).to_pylist()
+        in_place = [
+            key in stored and stored[key] == value and (value is not None or table == "jobs")
+            for key, value in zip(keys, now, strict=True)
+        ]
+        count = sum(in_place)
+        if table == "jobs":
+            listed = sql_strings(k for k, m in zip(keys, in_place, strict=True) if m)
+            match = f"jobs.id IN ({listed}) AND jobs.id = u.id"
+            source = f"(SELECT *, {JOB_SEARCH_TEXT} AS search_text FROM _update_rows)"
+            assign = ["search_text = u.search_text"]
+        else:
+            listed = sql_strings(sorted({v for v, m in zip(now, in_place, strict=True) if m}))
+            match = (
+                f"steps.job_id IN ({listed}) "
+                "AND steps.trace_id = u.trace_id AND steps.span_id = u.span_id"
+            )
+            source, assign = "_update_rows", []
+        if not count or listed is None:
+            return arrow, stored
+        assign += [f"{c} = u.{c}" for c in arrow.column_names if c not in (*key_columns, moved)]
+        rows = arrow.filter(pa.array(in_place))
+        self._con.register("_update_rows", rows)
+        try:
+            result = self._con.execute(
+                f"UPDATE {table} SET {', '.join(assign)} FROM {source} u WHERE {match}"  # noqa: S608
+            ).fetchone()
+        finally:
+            self._con.unregister("_update_rows")
+        if result is None or result[0] != count:
+            # A row the linker took for stored is not: write them all the other way.
+            return arrow, stored
+        rest = [not m for m in in_place]
+        remaining = {k: stored[k] for k, r in zip(keys, rest, strict=True) if r and k in stored}
+        return arrow.filter(pa.array(rest)), remaining
 
     def _delete_jobs(self, stored: dict[str, str | None]) -> bool:
         """Delete stored jobs through the primary key; False if a key cannot be listed.

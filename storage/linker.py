@@ -60,6 +60,11 @@ JOB_SCHEMA = pa.schema(
         ("last_seen", _TS), ("span_received", pa.bool_()), ("attempts", pa.string()),
     ]
 )  # fmt: skip
+#: A jobs row is written with ``logs_dropped`` as read, although no record sets it:
+#: retention's per-job log cap counts in it, also for running jobs, and a row written without
+#: it would start again from the column's default.
+_JOB_WRITTEN = (*JOB_COLUMNS, "logs_dropped")
+_JOB_WRITTEN_SCHEMA = JOB_SCHEMA.append(pa.field("logs_dropped", pa.int64()))
 STEP_SCHEMA = pa.schema(
     [
         ("trace_id", pa.string()), ("span_id", pa.string()), ("parent_span_id", pa.string()),
@@ -157,7 +162,7 @@ class Linker:
             for row in self._access.jobs(missing).values():
                 row["attempts"] = _load_attempts(row["attempts"])
                 rows[row["id"]] = row
-        stored: dict[Any, str | None] = {job_id: job_id for job_id in rows}
+        stored: dict[Any, str | None] = {i: row["parent_job_id"] for i, row in rows.items()}
         for update in updates:
             if update.trace_id and update.span_id:
                 self._remember(update.trace_id, update.span_id, (update.id, None, None))
@@ -166,11 +171,11 @@ class Linker:
                 owner = self._owners.get((update.trace_id, update.parent_span_id))
                 if owner is not None:
                     update.parent_job_id = owner[0]
-            row = rows.get(update.id) or new_job_row(update.id)
+            row = rows.get(update.id) or {**new_job_row(update.id), "logs_dropped": 0}
             rows[update.id] = merge_job(row, update)
             if row["parent_job_id"] is None and row["parent_span_id"] and row["trace_id"]:
                 self._mark_pending(row["trace_id"])
-        self._upsert("jobs", JOB_COLUMNS, JOB_SCHEMA, rows.values(), stored)
+        self._upsert("jobs", _JOB_WRITTEN, _JOB_WRITTEN_SCHEMA, rows.values(), stored)
         self._job_rows.put(rows)
         return set(ids)
 

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from pathlib import Path
 
+import duckdb
 import pytest
 from otlp_build import log, logs_request, new_span_id, new_trace_id, span, traces_request
 
@@ -149,4 +150,34 @@ async def test_a_step_stored_without_its_job_is_found_when_its_job_becomes_known
     await _ingest(db, ["lifecycle"], reqs)
     rows = db.cursor().execute("SELECT job_id, name, status FROM steps").fetchall()
     assert rows == [("j1", "download", "completed")]
+    db.close()
+
+
+async def test_rewriting_a_job_keeps_the_log_count_retention_dropped(tmp_path: Path) -> None:
+    """Retention's per-job cap counts dropped records in ``jobs.logs_dropped``, also for a
+    running job; the job's next lifecycle record or its span must not reset the count."""
+    db = Database(tmp_path / "db.duckdb")
+    writer = BatchWriter(db)
+    writer.start()
+    t, s, step = new_trace_id(), new_span_id(), new_span_id()
+    started = {"event.name": "job.started", "job.id": "j1", "job.type": "import"}
+    await writer.write(decode_logs(logs_request([log(t, s, "job started", started)])).batch)
+
+    def cap(con: duckdb.DuckDBPyConnection) -> None:  # what retention's per-job cap writes
+        con.execute("UPDATE jobs SET logs_dropped = coalesce(logs_dropped, 0) + 7 WHERE id = 'j1'")
+
+    await writer.run(cap)
+    progress = {"event.name": "job.progress", "job.id": "j1", "job.progress": 40}
+    await writer.write(decode_logs(logs_request([log(t, s, "progress", progress)])).batch)
+    cur = db.cursor()
+    row = cur.execute("SELECT progress, logs_dropped FROM jobs WHERE id = 'j1'").fetchone()
+    assert row == (40.0, 7)
+    done = [
+        span(t, step, "download", {"job.step": "download"}, parent=s),
+        span(t, s, "import", {"job.type": "import", "job.id": "j1"}),
+    ]
+    await writer.write(decode_traces(traces_request(done)).batch)
+    row = cur.execute("SELECT status, logs_dropped FROM jobs WHERE id = 'j1'").fetchone()
+    assert row == ("completed", 7)
+    await asyncio.to_thread(writer.close)
     db.close()
