@@ -162,7 +162,7 @@ class Linker:
             for row in self._access.jobs(missing).values():
                 row["attempts"] = _load_attempts(row["attempts"])
                 rows[row["id"]] = row
-        stored: dict[Any, str | None] = {i: row["parent_job_id"] for i, row in rows.items()}
+        stored: dict[Any, str | None] = {job_id: job_id for job_id in rows}
         for update in updates:
             if update.trace_id and update.span_id:
                 self._remember(update.trace_id, update.span_id, (update.id, None, None))

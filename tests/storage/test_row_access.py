@@ -19,12 +19,11 @@ def test_sql_strings_doubles_quotes_and_refuses_nul() -> None:
     assert sql_strings([]) is None
 
 
-def _job_rows(ids: list[str], status: str, parents: list[str | None] | None = None) -> pa.Table:
+def _job_rows(ids: list[str], status: str) -> pa.Table:
     """What the writer hands over: at least the columns the search text is made of."""
     return pa.table(
         {
             "id": ids,
-            "parent_job_id": pa.array(parents or [None] * len(ids), pa.string()),
             "name": [f"Import {i}" for i in ids],
             "type": ["t"] * len(ids),
             "error": pa.nulls(len(ids), pa.string()),
@@ -41,7 +40,7 @@ def test_odd_job_ids_are_found_and_replaced(tmp_path: Path) -> None:
     found = access.jobs([*ODD_IDS, "absent"])
     assert sorted(found) == sorted(ODD_IDS)
     rows = _job_rows(ODD_IDS, "completed")
-    access.write("jobs", rows, dict.fromkeys(ODD_IDS))
+    access.write("jobs", rows, {job_id: job_id for job_id in ODD_IDS})
     stored = con.execute("SELECT id, status, search_text FROM jobs ORDER BY id").fetchall()
     assert stored == sorted(
         (job_id, "completed", f"import {job_id}\n{job_id}\nt".lower()) for job_id in ODD_IDS
@@ -60,7 +59,7 @@ def test_a_job_id_with_nul_is_replaced_without_a_literal_list(tmp_path: Path) ->
     access = RowAccess(con)
     assert sorted(access.jobs(ids)) == sorted(ids)
     rows = _job_rows(ids, "failed")
-    access.write("jobs", rows, dict.fromkeys(ids))
+    access.write("jobs", rows, {job_id: job_id for job_id in ids})
     stored = con.execute("SELECT id, status FROM jobs ORDER BY id").fetchall()
     assert stored == sorted((job_id, "failed") for job_id in ids)
     db.close()
@@ -78,41 +77,18 @@ def _step_rows(keys: list[tuple[str, str, str]], status: str) -> pa.Table:
     )
 
 
-def test_jobs_are_updated_in_place_unless_their_parent_moved(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db.duckdb")
-    con = db.con.cursor()
-    con.execute(
-        "INSERT INTO jobs (id, parent_job_id, type, status, logs_dropped) VALUES "
-        "('a', NULL, 't', 'running', 3), ('b', 'p', 't', 'running', 4), ('c', 'p', 't', 'running', 5)"
-    )
-    access = RowAccess(con)
-    # a: unchanged parent (in place); b: linked to another parent (delete + insert); d: new
-    rows = _job_rows(["a", "b", "d"], "completed", [None, "q", None])
-    access.write("jobs", rows, {"a": None, "b": "p"})
-    got = con.execute(
-        "SELECT id, parent_job_id, status, search_text, logs_dropped FROM jobs ORDER BY id"
-    ).fetchall()
-    assert got == [
-        ("a", None, "completed", "import a\na\nt", 3),  # untouched columns stay
-        ("b", "q", "completed", "import b\nb\nt", 0),  # re-inserted: the column's default
-        ("c", "p", "running", None, 5),
-        ("d", None, "completed", "import d\nd\nt", 0),
-    ]
-    assert con.execute("SELECT count(*) FROM jobs WHERE parent_job_id = 'q'").fetchone() == (1,)
-    db.close()
-
-
-def test_a_row_taken_for_stored_but_missing_is_inserted(tmp_path: Path) -> None:
+def test_a_step_taken_for_stored_but_missing_is_inserted(tmp_path: Path) -> None:
     """If the linker believes a row is stored and it is not, the update touches fewer rows
     than given and the rows are written by delete and insert instead (nothing lost)."""
     db = Database(tmp_path / "db.duckdb")
     con = db.con.cursor()
-    con.execute("INSERT INTO jobs (id, type, status) VALUES ('real', 't', 'running')")
-    RowAccess(con).write(
-        "jobs", _job_rows(["real", "ghost"], "completed"), dict.fromkeys(["real", "ghost"])
+    con.execute(
+        "INSERT INTO steps (trace_id, span_id, job_id, status) VALUES ('t', 'a', 'j', 'running')"
     )
-    got = con.execute("SELECT id, status FROM jobs ORDER BY id").fetchall()
-    assert got == [("ghost", "completed"), ("real", "completed")]
+    rows = _step_rows([("t", "a", "j"), ("t", "ghost", "j")], "completed")
+    RowAccess(con).write("steps", rows, {("t", "a"): "j", ("t", "ghost"): "j"})
+    got = con.execute("SELECT span_id, status FROM steps ORDER BY ALL").fetchall()
+    assert got == [("a", "completed"), ("ghost", "completed")]
     db.close()
 
 
