@@ -147,11 +147,13 @@ async def sweep_lost(
         if loop.time() >= next_forget:
             next_forget = loop.time() + 3600
             try:
-                await writer.run(forget_old_requests)
+                await writer.run(forget_old_requests, changed_jobs=lambda _: ())
             except WriterClosed:
                 return
         try:
-            lost = await writer.run(lambda con: mark_lost(con, lost_after_s))
+            lost = await writer.run(
+                lambda con: mark_lost(con, lost_after_s), changed_jobs=lambda ids: ids
+            )
         except WriterClosed:
             return
         except Exception:
@@ -274,6 +276,7 @@ async def serve(
         host=cfg.grpc_host,
         port=cfg.grpc_port,
         max_recv_bytes=cfg.max_recv_bytes,
+        max_concurrent_streams=cfg.grpc_max_concurrent_streams,
         auth=tokens if cfg.grpc_auth else None,
         tls=cfg.grpc_tls,
     )

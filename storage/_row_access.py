@@ -295,5 +295,10 @@ class RowCache(Generic[K]):
         while len(self._rows) > self._size:
             self._rows.popitem(last=False)
 
+    def discard(self, keys: Iterable[K]) -> None:
+        """Forget these keys' rows."""
+        for key in keys:
+            self._rows.pop(key, None)
+
     def clear(self) -> None:
         self._rows.clear()

@@ -131,6 +131,10 @@ class Linker:
         self._job_rows.clear()
         self._step_rows.clear()
 
+    def forget_jobs(self, ids: Iterable[str]) -> None:
+        """Drop the cached rows of these jobs (something else changed just them)."""
+        self._job_rows.discard(ids)
+
     def _remember(self, trace_id: str, span_id: str, owner: Owner) -> None:
         key = (trace_id, span_id)
         self._owners[key] = owner

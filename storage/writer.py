@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -65,6 +65,7 @@ class _Task:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     transaction: bool = True
+    changed_jobs: Callable[[Any], Iterable[str]] | None = None
 
 
 _STOP = object()
@@ -161,29 +162,33 @@ class BatchWriter:
         await asyncio.shield(future)
 
     async def run(
-        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, transaction: bool = True
+        self,
+        fn: Callable[[duckdb.DuckDBPyConnection], T],
+        *,
+        transaction: bool = True,
+        changed_jobs: Callable[[T], Iterable[str]] | None = None,
     ) -> T:
         """Run ``fn(connection)`` on the writer thread in its own transaction.
 
         Maintenance (marking lost jobs, retention) goes through here so the writer stays the
         only code that writes, and it is ordered with ingest instead of racing it.
         ``transaction=False`` runs it bare, for statements that refuse a transaction
-        (``CHECKPOINT``).
+        (``CHECKPOINT``). The linker then forgets its cached jobs/steps rows, unless
+        ``changed_jobs`` names from the result the only (jobs) rows ``fn`` changed.
         """
         with self._lock:
             if self._closed:
                 raise WriterClosed("writer is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Task(fn, future, loop, transaction))
+        self._queue.put(_Task(fn, future, loop, transaction, changed_jobs))
         return await future
 
     def close(self, timeout_s: float | None = None) -> bool:
         """Stop accepting, commit everything queued, and stop the thread.
 
         Waits for the queue to drain (accepted data is never dropped) unless ``timeout_s``
-        says otherwise. Returns False while the thread still runs, in which case the caller
-        must not close the database under it.
+        says otherwise. False: the thread still runs, so the database must stay open.
         """
         with self._lock:
             if not self._closed:
@@ -246,23 +251,22 @@ class BatchWriter:
 
     def _run_task(self, task: _Task) -> None:
         con = self._con
-        self._linker.forget_rows()  # the task may write jobs/steps behind the linker's cache
-        if not task.transaction:
-            try:
-                result = task.fn(con)
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
-                task.loop.call_soon_threadsafe(_resolve, task.future, exc)
-                return
-            task.loop.call_soon_threadsafe(_set_result, task.future, result)
-            return
-        con.execute("BEGIN TRANSACTION")
+        if task.transaction:
+            con.execute("BEGIN TRANSACTION")
         try:
             result = task.fn(con)
-            con.execute("COMMIT")
+            if task.transaction:
+                con.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
-            con.execute("ROLLBACK")
+            if task.transaction:
+                con.execute("ROLLBACK")
+            self._linker.forget_rows()
             task.loop.call_soon_threadsafe(_resolve, task.future, exc)
             return
+        if task.changed_jobs is None:  # it may have written rows behind the linker's cache
+            self._linker.forget_rows()
+        else:
+            self._linker.forget_jobs(task.changed_jobs(result))
         task.loop.call_soon_threadsafe(_set_result, task.future, result)
 
     def _store_group(self, group: list[_Item]) -> None:
