@@ -22,6 +22,12 @@ from jobtrail.collector.outcomes import ExportError, Unauthenticated, outcome_of
 log = logging.getLogger(__name__)
 
 _DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024
+#: Export calls one client connection may have in flight; more wait in the client. An SDK
+#: exporter sends one at a time and a Collector's exporter ~10; the bound keeps the bodies
+#: gRPC has read but the writer not yet committed from outgrowing the memory limit under
+#: overload (10x the sustainable rate: 528-538 MiB of a 512 MiB limit without it, 497 with
+#: 64; docs/benchmarks.md, round 10).
+DEFAULT_MAX_CONCURRENT_STREAMS = 64
 _SERVICES = {
     "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
     "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
@@ -48,6 +54,8 @@ class OtlpGrpcReceiver:
         host: Interface to bind (``127.0.0.1`` by default: nothing is exposed unasked).
         port: Port to bind; 0 picks a free one (see :attr:`port` after :meth:`start`).
         max_recv_bytes: Largest request accepted (RESOURCE_EXHAUSTED above it).
+        max_concurrent_streams: Export calls in flight per client connection (HTTP/2
+            ``SETTINGS_MAX_CONCURRENT_STREAMS``); the client queues the rest.
         auth: Bearer-token check; ``None`` accepts every caller.
         tls: ``(cert_file, key_file)`` to serve TLS; ``None`` for plaintext.
     """
@@ -59,6 +67,7 @@ class OtlpGrpcReceiver:
         host: str = "127.0.0.1",
         port: int = 4317,
         max_recv_bytes: int = _DEFAULT_MAX_RECV_BYTES,
+        max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS,
         auth: TokenAuth | None = None,
         tls: tuple[str, str] | None = None,
     ) -> None:
@@ -68,6 +77,7 @@ class OtlpGrpcReceiver:
         self._host = host
         self._requested_port = port
         self._max_recv_bytes = max_recv_bytes
+        self._max_streams = max_concurrent_streams
         self.stats = self._ingestor.stats
         self.port = port
         self._server: grpc.aio.Server | None = None
@@ -95,6 +105,7 @@ class OtlpGrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", self._max_recv_bytes),
                 ("grpc.so_reuseport", 0),
+                ("grpc.max_concurrent_streams", self._max_streams),
             ]
         )
         for kind in SIGNALS:

@@ -25,7 +25,14 @@ _PROTOCOL = {
     "auth": {"authenticator": str},
 }  # noqa: E501
 SCHEMA: dict[str, Any] = {
-    "receivers": {"otlp": {"protocols": {"grpc": _PROTOCOL, "http": _PROTOCOL}}},
+    "receivers": {
+        "otlp": {
+            "protocols": {
+                "grpc": {**_PROTOCOL, "max_concurrent_streams": int},
+                "http": _PROTOCOL,
+            }
+        }
+    },
     "processors": {
         "batch": {"send_batch_size": int, "timeout": str, "send_batch_max_size": int},
         "memory_limiter": {"limit_mib": _NUM, "spike_limit_mib": _NUM, "check_interval": str},

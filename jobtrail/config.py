@@ -52,6 +52,8 @@ class ServerConfig:
     api_port: int = 8080
     max_recv_bytes: int = 4 * 1024 * 1024
     http_max_recv_bytes: int = 4 * 1024 * 1024
+    #: Export calls in flight per gRPC connection (see ``OtlpGrpcReceiver``).
+    grpc_max_concurrent_streams: int = 64
     memory_limit_mib: float = 2048
     memory_spike_limit_mib: float | None = None
     memory_check_interval_s: float = 0.1
@@ -122,6 +124,13 @@ class ServerConfig:
                     "receivers.otlp.protocols.grpc.max_recv_msg_size_mib: must be > 0"
                 )
             changes["max_recv_bytes"] = int(size * 1024 * 1024)
+        if grpc.get("max_concurrent_streams") is not None:
+            streams = grpc["max_concurrent_streams"]
+            if streams < 1:
+                raise ConfigError(
+                    "receivers.otlp.protocols.grpc.max_concurrent_streams: must be at least 1"
+                )
+            changes["grpc_max_concurrent_streams"] = streams
         if http.get("max_recv_msg_size_mib") is not None:
             size = http["max_recv_msg_size_mib"]
             if size <= 0:

@@ -175,3 +175,42 @@ async def test_a_retried_request_is_stored_once_even_across_restarts(tmp_path: P
         await asyncio.to_thread(writer.close)
         assert (_count(db, "spans"), _count(db, "logs"), _count(db, "jobs")) == (1, 2, 1)
         db.close()
+
+
+async def test_calls_beyond_the_stream_limit_wait_in_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One connection may have ``max_concurrent_streams`` Export calls in the server; the
+    others wait in the client (nothing refused, nothing lost), which bounds the request
+    bodies the server holds under overload."""
+    db = Database(tmp_path / "db.duckdb")
+    writer = BatchWriter(db)
+    writer.start()
+    inside, most = 0, 0
+    export = Ingestor.export
+
+    async def slow_export(self: Ingestor, *args: object, **kwargs: object) -> object:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        try:
+            await asyncio.sleep(0.05)
+            return await export(self, *args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            inside -= 1
+
+    monkeypatch.setattr(Ingestor, "export", slow_export)
+    receiver = OtlpGrpcReceiver(Ingestor(writer), port=0, max_concurrent_streams=2)
+    await receiver.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{receiver.port}") as channel:
+            stub = trace_grpc.TraceServiceStub(channel)
+            t = new_trace_id()
+            calls = [stub.Export(traces_request([span(t, new_span_id(), f"s{i}", {})])) for i in range(8)]
+            await asyncio.wait_for(asyncio.gather(*calls), 30)
+        assert most == 2
+        assert _count(db, "spans") == 8
+    finally:
+        await receiver.stop()
+        await asyncio.to_thread(writer.close)
+        db.close()

@@ -17,6 +17,7 @@ receivers:
       grpc:
         endpoint: 0.0.0.0:14317
         max_recv_msg_size_mib: 8
+        max_concurrent_streams: 16
       http:
         endpoint: ${env:HTTP_EP:-127.0.0.1:14318}
         max_recv_msg_size_mib: 2
@@ -55,6 +56,7 @@ def test_full_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (cfg.grpc_host, cfg.grpc_port) == ("0.0.0.0", 14317)
     assert (cfg.http_host, cfg.http_port) == ("127.0.0.1", 14318)
     assert cfg.max_recv_bytes == 8 * 1024 * 1024
+    assert cfg.grpc_max_concurrent_streams == 16
     assert cfg.http_max_recv_bytes == 2 * 1024 * 1024
     assert cfg.memory_limit_mib == 512 and cfg.memory_spike_limit_mib == 64
     assert cfg.memory_check_interval_s == 0.25
@@ -81,6 +83,8 @@ def test_repository_default_file_is_valid() -> None:
         ("exporters: {duckdb: {path: '${env:JT_SURELY_UNSET_VAR}'}}", "exporters.duckdb.path: environment variable JT_SURELY_UNSET_VAR is not set"),
         ("processors: {memory_limiter: {check_interval: soon}}", "processors.memory_limiter.check_interval: expected a duration"),
         ("receivers: {otlp: {protocols: {grpc: {max_recv_msg_size_mib: 0}}}}", "max_recv_msg_size_mib: must be > 0"),
+        ("receivers: {otlp: {protocols: {grpc: {max_concurrent_streams: 0}}}}", "grpc.max_concurrent_streams: must be at least 1"),
+        ("receivers: {otlp: {protocols: {http: {max_concurrent_streams: 8}}}}", "receivers.otlp.protocols.http.max_concurrent_streams: unknown key"),
         ("exporters: {duckdb: {memory_limit: lots}}", "exporters.duckdb.memory_limit: expected a size"),
         ("exporters: {duckdb: {memory_limit: 1MiB}}", "exporters.duckdb.memory_limit: must be at least 16MiB"),
     ],
