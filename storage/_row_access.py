@@ -136,7 +136,7 @@ class RowAccess:
         or ``job_id`` (steps), which finds it through the index.
         """
         if table == "steps" and stored and not self._careful:
-            arrow, stored = self._update_in_place(arrow, stored)  # type: ignore[arg-type,assignment]
+            arrow, stored = self._update_in_place(arrow, stored)
             if arrow.num_rows == 0:
                 return
         self._con.register("_upsert_rows", arrow)
@@ -150,8 +150,8 @@ class RowAccess:
             self._con.unregister("_upsert_rows")
 
     def _update_in_place(
-        self, arrow: pa.Table, stored: dict[StepKey, str | None]
-    ) -> tuple[pa.Table, dict[StepKey, str | None]]:
+        self, arrow: pa.Table, stored: dict[Hashable, str | None]
+    ) -> tuple[pa.Table, dict[Hashable, str | None]]:
         """``UPDATE`` the stored steps that stay with their job; return the rows (and their
         ``stored`` entries) still to be written.
 
@@ -165,7 +165,7 @@ class RowAccess:
         rows) than to delete through the key and insert (0.75 ms plus the insert).
         """
         traces, spans = arrow.column("trace_id").to_pylist(), arrow.column("span_id").to_pylist()
-        keys = list(zip(traces, spans, strict=True))
+        keys: list[Hashable] = list(zip(traces, spans, strict=True))
         job_ids = arrow.column("job_id").to_pylist()
         in_place = [
             job_id is not None and key in stored and stored[key] == job_id
