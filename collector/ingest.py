@@ -98,8 +98,9 @@ class Ingestor:
         if self._memory is not None and self._memory.over_limit and self._writer.queued_records:
             self.stats.refused_requests[kind] += 1
             raise Overloaded("server is above its memory limit, retry later")
-        request = self.parse(kind, body, json=json)
-        decoded = _DECODE[kind](request, None if json else body)
+        # The parsed message is not kept while the batch waits for its commit: it takes
+        # about 3.5 times the request's bytes, more than the decoded rows.
+        decoded = _DECODE[kind](self.parse(kind, body, json=json), None if json else body)
         decoded.batch.request_digest = hashlib.blake2b(
             body, digest_size=16, person=kind.encode()
         ).digest()
