@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,12 +123,8 @@ def _child(variant: str, threads: int, units: int, in_flight: int = 8) -> dict[s
             checkpoint_bytes=ServerConfig().checkpoint_bytes(),
         )
         cpu0, t0 = time.process_time(), time.perf_counter()
-        if variant == "duckdb":
-            commits = duckdb_alone(db)
-            wall = time.perf_counter() - t0
-        else:
-            commits = await through_writer(db)
-            wall = time.perf_counter() - t0
+        commits = duckdb_alone(db) if variant == "duckdb" else await through_writer(db)
+        wall = time.perf_counter() - t0
         # The checkpoint still owed counts too: a larger threshold must not look cheaper
         # only because it leaves more of the work for after the run.
         db.con.execute("CHECKPOINT")
@@ -136,6 +133,7 @@ def _child(variant: str, threads: int, units: int, in_flight: int = 8) -> dict[s
             "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM logs)"
         ).fetchone()
         db.close()
+        shutil.rmtree(workdir, ignore_errors=True)
         records = units * unit.records
         return {
             "variant": variant,
