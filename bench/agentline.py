@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -92,6 +93,7 @@ def main() -> None:
                 results[variant].append(json.loads(proc.stdout.decode().splitlines()[-1]))
     finally:
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
     for key in ("wall_us", "thread_cpu_us"):
         agent = [r[key] for r in results["agent"]]
         sdk = [r[key] for r in results["sdk-sized"]]
