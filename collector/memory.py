@@ -15,30 +15,46 @@ import ctypes.util
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, which hands freed heap pages back to the system, if present.
-
-    Python frees most objects at once, but the allocator keeps their pages for reuse, so
-    RSS stays up after a burst of large requests and the limiter would go on refusing on
-    memory that is already free.
-    """
-    name = ctypes.util.find_library("c")
+def _libc(name: str, argtypes: list[Any], restype: Any) -> Callable[..., int] | None:
+    """A function of the C library (glibc's ``malloc_trim``, ``mallopt``), if present."""
+    lib = ctypes.util.find_library("c")
     try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
+        fn = getattr(ctypes.CDLL(lib), name) if lib else None
     except (OSError, AttributeError):
         return None
-    if trim is not None:
-        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    if fn is not None:
+        fn.argtypes, fn.restype = argtypes, restype
+    return fn  # type: ignore[no-any-return]
 
 
-_TRIM = _malloc_trim()
+#: Hands freed heap pages back to the system. Python frees most objects at once, but the
+#: allocator keeps their pages for reuse, so RSS stays up after a burst of large requests
+#: and the limiter would go on refusing on memory that is already free.
+_TRIM = _libc("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
+_MALLOPT = _libc("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+#: Blocks from this size up get a mapping of their own, unmapped when freed.
+MMAP_THRESHOLD_BYTES = 256 * 1024
+
+
+def map_large_blocks(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Have the C allocator give every block of ``threshold_bytes`` or more its own mapping.
+
+    glibc starts at 128 KiB but raises its threshold (up to 32 MiB) each time such a block
+    is freed, so after the first requests request bodies and column buffers (100 KiB to a
+    few MiB) come from the heap, and the holes they leave stay with the process: after an
+    overload RSS stayed above the soft limit and the limiter went on refusing. A fixed
+    threshold returns them on free; ingest did not slow down (docs/benchmarks.md, round
+    11). Returns whether it was set (glibc only).
+    """
+    return _MALLOPT is not None and _MALLOPT(_M_MMAP_THRESHOLD, threshold_bytes) == 1
 
 
 def rss_bytes() -> int:
@@ -109,6 +125,7 @@ class MemoryLimiter:
         if not self.enabled:
             yield self
             return
+        map_large_blocks()
 
         async def loop() -> None:
             while True:

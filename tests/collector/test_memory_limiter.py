@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,33 @@ def test_freed_heap_does_not_count_against_the_limit() -> None:
     assert not memory.check()  # RSS was above the soft limit only with freed pages
     assert memory.last_rss < memory.soft_limit_bytes < held
     assert len(survivors) == 4000
+
+
+_HOLES = """
+import sys
+from jobtrail.collector.memory import map_large_blocks, rss_bytes
+if sys.argv[1] == "mapped":
+    assert map_large_blocks()
+bytearray(1 << 20)  # a large block, freed at once: glibc raises its own threshold past it
+blocks = [bytearray(512 * 1024) for _ in range(200)]  # 100 MiB
+held = rss_bytes()
+del blocks[::2]  # every other one: holes between live blocks, as requests leave them
+print((held - rss_bytes()) >> 20)
+"""
+
+
+def _freed_mib(mode: str) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", _HOLES, mode], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip())
+
+
+def test_large_blocks_go_back_to_the_system_when_freed() -> None:
+    from jobtrail.collector.memory import _MALLOPT
+
+    if _MALLOPT is None:
+        pytest.skip("no mallopt in this C library")
+    if _freed_mib("default") >= 40:
+        pytest.skip("this allocator already returns such blocks")
+    assert _freed_mib("mapped") >= 45  # of the 50 MiB freed
