@@ -95,3 +95,16 @@ def test_large_blocks_go_back_to_the_system_when_freed() -> None:
     if _freed_mib("default") >= 40:
         pytest.skip("this allocator already returns such blocks")
     assert _freed_mib("mapped") >= 45  # of the 50 MiB freed
+
+
+async def test_a_running_limiter_maps_large_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobtrail.collector import memory
+
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "map_large_blocks", lambda: calls.append(1) or True)
+    async with MemoryLimiter(limit_mib=0).running():  # no limiter: the allocator is left alone
+        pass
+    assert calls == []
+    async with MemoryLimiter(limit_mib=4096).running():
+        pass
+    assert calls == [1]
