@@ -71,15 +71,20 @@ class Collector:
             self.proc.stdout.close()
 
 
-def _run_app(tmp: Path, port: int, during: Any = None) -> tuple[dict[str, Any], float, str]:
-    """Run the application; call ``during()`` 1 s into its run. Return its report, the time
-    from 'done' to process exit, and its stderr."""
+def _run_app(
+    tmp: Path, port: int, during: Any = None, until: Path | None = None
+) -> tuple[dict[str, Any], float, str]:
+    """Run the application; call ``during()`` 1 s into its run. With ``until``, the
+    application goes on past ``RUN_S`` until that file exists (see agent_under_faults.py).
+    Return its report, the time from 'done' to process exit, and its stderr."""
     err_path = tmp / "app.err"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if until is not None:
+        env["RUN_UNTIL_FILE"] = str(until)
     with err_path.open("w") as err:
         app = subprocess.Popen(
             [sys.executable, str(APPS / "agent_under_faults.py"), f"127.0.0.1:{port}", str(RUN_S)],
-            stdout=subprocess.PIPE, stderr=err, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=err, text=True, env=env,
         )  # fmt: skip
         assert app.stdout is not None
         assert app.stdout.readline().strip() == "started"
@@ -125,15 +130,25 @@ def _lost(stats: dict[str, int]) -> int:
 
 
 def test_collector_absent_at_start_then_appearing(tmp_path: Path) -> None:
+    """Records reach a collector that starts after the application. The SDK's exporter
+    retries a failed batch after about 1, 2, 4 and 8 s, so the application keeps running
+    until the late collector has received spans (bounded), whatever the machine's speed."""
     port = _free_port()
     late: list[Collector] = []
+    received = tmp_path / "received"
+
+    def start_collector_and_wait() -> None:
+        late.append(Collector(tmp_path, "ok", port))
+        try:
+            wait_until(lambda: late[0].stats()["spans"] > 0, 20, "records once the collector is up")
+        finally:
+            received.touch()
+
     try:
-        report, exit_s, stderr = _run_app(
-            tmp_path, port, lambda: late.append(Collector(tmp_path, "ok", port))
-        )
+        report, exit_s, stderr = _run_app(tmp_path, port, start_collector_and_wait, received)
         _check(report, exit_s, stderr, "absent at start")
         assert report["stats"]["endpoint_reachable"] is False
-        wait_until(lambda: late[0].stats()["spans"] > 0, 10, "records once the collector is up")
+        assert late[0].stats()["spans"] > 0
     finally:
         for collector in late:
             collector.kill()

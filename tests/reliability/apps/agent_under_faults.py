@@ -3,7 +3,9 @@
 Usage: agent_under_faults.py ENDPOINT SECONDS [MAX_QUEUE_SIZE]
 
 Prints ``started`` after a warm-up, then runs jobs back to back for SECONDS (3 steps of 5 log lines each, progress, a stdlib logging
-record) and times every agent call the application makes. Prints one JSON line:
+record) and times every agent call the application makes. With ``RUN_UNTIL_FILE`` set, it goes
+on after SECONDS until that file exists (at most ``UNTIL_MAX_S`` in all), so a caller can keep
+it running until something outside has happened. Prints one JSON line:
 {"calls": {name: {"n", "p50_ms", "p99_ms", "max_ms"}}, "jobs": n, "rss_mib": {...},
 "stats": {...agent counters...}, "app_errors": n, "done_at": time.time()} and then returns,
 so the agent's bounded flush at interpreter exit is what the caller measures next.
@@ -24,6 +26,7 @@ from jobtrail.agent import Agent
 
 QUEUE = 2048
 SHUTDOWN_S = 2.0
+UNTIL_MAX_S = 30.0
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -74,8 +77,16 @@ def main() -> None:
     print("started", flush=True)
     rss = {"start": rss_mib(), "peak": 0.0}
     jobs = 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    until = os.environ.get("RUN_UNTIL_FILE")
+    started = time.monotonic()
+
+    def running() -> bool:
+        elapsed = time.monotonic() - started
+        if elapsed < seconds:
+            return True
+        return until is not None and elapsed < UNTIL_MAX_S and not os.path.exists(until)
+
+    while running():
         try:
             one_job(jobs)
         except Exception:  # noqa: BLE001 - counted: the agent must never raise into the app
