@@ -93,6 +93,7 @@ class Agent(ExecuteMixin):
         shutdown_timeout_s: float | None = None,
         spool_dir: str | None = None,
         spool_max_mib: float | None = None,
+        min_level: str | None = None,
         tracer_provider: trace.TracerProvider | None = None,
         logger_provider: _logs.LoggerProvider | None = None,
         span_exporter: SpanExporter | None = None,
@@ -137,6 +138,11 @@ class Agent(ExecuteMixin):
                 process (env ``JOBTRAIL_SPOOL_DIR``; default: no spool).
             spool_max_mib: Size cap of ``spool_dir``; the oldest batches go first (env
                 ``JOBTRAIL_SPOOL_MAX_MIB``; default 128).
+            min_level: Lowest level of application records sent: job and step log calls,
+                records from logging libraries and captured program output (env
+                ``JOBTRAIL_MIN_LEVEL``; ``debug|info|success|warn|error|fatal``, default
+                ``debug``). Lifecycle records and the records of failed jobs and steps are
+                always sent. Records below it cost almost nothing.
             tracer_provider: Use this provider (never shut down by the agent).
             logger_provider: Use this provider (never shut down by the agent).
             span_exporter: Export spans here instead of OTLP (agent-owned provider).
@@ -168,6 +174,7 @@ class Agent(ExecuteMixin):
             shutdown_timeout_s=shutdown_timeout_s,
             spool_dir=spool_dir,
             spool_max_mib=spool_max_mib,
+            min_level=min_level,
         )
         explicit = (tracer_provider, logger_provider, span_exporter, log_exporter)
         with self._lock:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from jobtrail.semconv import LEVELS
+
 _logger = logging.getLogger(__name__)
 
 __all__ = ["AgentConfig", "resolve_config"]
@@ -39,6 +41,9 @@ _DEFAULT_MAX_DATA_LEN = 1024
 _MIN_DATA_LEN = 16
 _DEFAULT_HEARTBEAT_INTERVAL_S = 30.0
 _DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
+#: Every level is sent unless the application asks for less.
+_DEFAULT_MIN_LEVEL = "debug"
+_LEVEL_ALIASES = {"warning": "warn", "critical": "fatal"}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -74,6 +79,7 @@ class AgentConfig:
     shutdown_timeout_s: float = _DEFAULT_SHUTDOWN_TIMEOUT_S
     spool_dir: str | None = None
     spool_max_mib: float = _DEFAULT_SPOOL_MAX_MIB
+    min_level: str = _DEFAULT_MIN_LEVEL
 
 
 def _parse_bool(text: str) -> bool:
@@ -112,6 +118,11 @@ def _pick(
             return default
         return value
     return default
+
+
+def _level_name(text: str) -> str:
+    name = str(text).strip().lower()
+    return _LEVEL_ALIASES.get(name, name)
 
 
 def _positive(v: float) -> bool:
@@ -170,6 +181,7 @@ def resolve_config(
     shutdown_timeout_s: float | None = None,
     spool_dir: str | None = None,
     spool_max_mib: float | None = None,
+    min_level: str | None = None,
 ) -> AgentConfig:
     """Resolve every option (explicit, env, default) into an :class:`AgentConfig`.
 
@@ -288,5 +300,14 @@ def resolve_config(
             _DEFAULT_SPOOL_MAX_MIB,
             _positive,
             "a positive number of MiB",
+        ),
+        min_level=_pick(
+            "min_level",
+            None if min_level is None else _level_name(min_level),
+            ("JOBTRAIL_MIN_LEVEL",),
+            _level_name,
+            _DEFAULT_MIN_LEVEL,
+            lambda name: name in LEVELS,
+            f"one of {', '.join(LEVELS)}",
         ),
     )

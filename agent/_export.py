@@ -198,9 +198,7 @@ class CountingBatchLogRecordProcessor(BatchLogRecordProcessor):
             if emit is not None and type(log_record.log_record) is LogRecord:
                 self._bound.admit(_readable(log_record), batch, emit)
             else:  # an SDK of another shape: its own conversion
-                self._bound.admit(
-                    log_record, batch, partial(BatchLogRecordProcessor.on_emit, self)
-                )
+                self._bound.admit(log_record, batch, partial(BatchLogRecordProcessor.on_emit, self))
             return
         if _queue_full(self):
             self._counters.add("logs_dropped")

@@ -77,6 +77,8 @@ def emit_application_log(
     Inside a job the record carries ``job.id`` (and ``job.step``) and the current span
     context; outside any job it is a system log of ``category`` with ``log.source``.
     """
+    if not runtime.sends(level):
+        return
     max_len = runtime.max_data_len
     attrs: dict[str, AttributeValue] = {}
     for key, value in data.items():

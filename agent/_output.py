@@ -170,6 +170,9 @@ class OutputRecorder:
         timestamp = time_ns()
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
         parsed = parse_line(text)
+        level = parsed.level or self._default_level
+        if not self._rt.sends(level):
+            return
         max_len = self._rt.max_data_len
         attrs: dict[str, AttributeValue] = {}
         for key, value in parsed.data.items():
@@ -180,7 +183,7 @@ class OutputRecorder:
         attrs[LOG_IOSTREAM] = self.stream
         attrs[JOB_ID] = self._job.id
         self._rt.emitter.emit(
-            level=parsed.level or self._default_level,
+            level=level,
             body=parsed.message,
             attributes=attrs,
             context=self._context,

@@ -8,6 +8,8 @@ from opentelemetry import trace
 from opentelemetry._logs import NoOpLoggerProvider
 from opentelemetry.context import Context
 
+from jobtrail.semconv import SEVERITY_BY_LEVEL
+
 from ._config import AgentConfig
 from ._emitter import Emitter
 from ._heartbeat import Heartbeat
@@ -29,6 +31,12 @@ class Runtime:
     parent_context: Context | None = None
     #: ``job.parent_id`` of top-level jobs (``JOBTRAIL_PARENT_JOB_ID`` at configure).
     parent_job_id: str | None = None
+    #: Severity number below which application log records are not sent (``min_level``).
+    min_severity: int = 0
+
+    def sends(self, level: str) -> bool:
+        """Whether an application record at ``level`` is sent (lifecycle records always are)."""
+        return SEVERITY_BY_LEVEL.get(level, 0) >= self.min_severity
 
     @classmethod
     def noop(cls, counters: Counters) -> Runtime:

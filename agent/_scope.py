@@ -152,6 +152,8 @@ class Scope:
     def _log(
         self, level: str, message: str, exc: BaseException | None, data: dict[str, Any]
     ) -> None:
+        if not self._rt.sends(level):
+            return
         attrs = encode_data(data, self._rt.max_data_len, {})
         if exc is None and level in _STACK_LEVELS:
             exc = sys.exc_info()[1]

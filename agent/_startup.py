@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 
+from jobtrail.semconv import SEVERITY_BY_LEVEL
+
 from ._config import AgentConfig, probe_target
 from ._emitter import SCOPE_NAME, Emitter
 from ._heartbeat import Heartbeat
@@ -56,6 +58,7 @@ def start_state(config: AgentConfig, pipeline: Pipeline, counters: Counters) -> 
         heartbeat=heartbeat,
         parent_context=parent.context,
         parent_job_id=parent.job_id,
+        min_severity=SEVERITY_BY_LEVEL[config.min_level],
     )
     state = AgentState(config=config, runtime=runtime, pipeline=pipeline)
     if config.console:

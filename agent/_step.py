@@ -22,6 +22,7 @@ from jobtrail.semconv import (
     JOB_PROGRESS,
     JOB_STEP,
     JOB_STEP_SEQ,
+    JOB_STEP_SKIP_REASON,
     JOB_STEP_STATUS,
     JOB_TYPE,
 )
@@ -68,6 +69,7 @@ class Step(Scope):
         self._status = "pending"
         self._skipped = False
         self._skip_reason: str | None = None
+        self._failure: str | BaseException | None = None
         self._tokens: ContextTokens = []
         self._otel_token: Token[Context] | None = None
         self._started_record: tuple[dict[str, AttributeValue], int] | None = None
@@ -89,7 +91,7 @@ class Step(Scope):
 
     @property
     def skip_reason(self) -> str | None:
-        """The reason given to :meth:`skip` (kept locally; no wire attribute exists yet)."""
+        """The reason given to :meth:`skip` (sent as ``job.step.skip_reason``)."""
         return self._skip_reason
 
     @property
@@ -111,6 +113,24 @@ class Step(Scope):
         """
         self._skipped = True
         self._skip_reason = None if reason is None else str(reason)
+
+    def fail(self, error: str | BaseException) -> None:
+        """Mark the step failed with ``error``; it ends as ``failed`` when its block exits.
+
+        For failures that are not Python exceptions, as :meth:`Job.fail`: the code goes on
+        and the job is not failed by it (a job decides its own status). A string becomes
+        the step's error as is; an exception is recorded with its stack trace. ``fail``
+        wins over :meth:`skip`.
+
+        Example:
+            >>> import jobtrail
+            >>> with jobtrail.job("import", type="import") as job:
+            ...     with job.step("validate") as step:
+            ...         step.fail("3 rows without an id")
+            >>> step.status
+            'failed'
+        """
+        self._failure = error if isinstance(error, BaseException) else str(error)
 
     def __enter__(self) -> Step:
         """Start the step span as a child of the job and emit ``step.started``."""
@@ -215,7 +235,9 @@ class Step(Scope):
             if job._pending_step is self:
                 job._pending_step = None
         with self._rt.counters.guard("step.finish"):
-            if exc is not None:
+            if exc is None and isinstance(self._failure, BaseException):
+                exc = self._failure
+            if exc is not None or self._failure is not None:
                 self._status = "failed"
             else:
                 self._status = "skipped" if self._skipped else "completed"
@@ -239,7 +261,18 @@ class Step(Scope):
                     attributes={**exception_attributes(exc), **self._log_attributes()},
                     span=span,
                 )
+        elif self._failure is not None:  # fail() with a message
+            message = str(self._failure)
+            span.set_status(Status(StatusCode.ERROR, message))
+            self._rt.emitter.emit(
+                level="error",
+                body=f"step {self._name!r} failed: {message}",
+                attributes=self._log_attributes(),
+                span=span,
+            )
         else:
+            if self._status == "skipped" and self._skip_reason is not None:
+                span.set_attribute(JOB_STEP_SKIP_REASON, self._skip_reason)
             span.set_status(Status(StatusCode.OK))
         span.end()
 

@@ -190,6 +190,10 @@ def step_from_span(
     error = None
     if status == "failed":
         error = status_message or _str(exc.get(sc.EXCEPTION_MESSAGE)) or "failed"
+    attributes = job_metadata(attrs)
+    skip_reason = _str(attrs.get(sc.JOB_STEP_SKIP_REASON))
+    if status == "skipped" and skip_reason:
+        attributes["skip_reason"] = skip_reason
     return StepUpdate(
         trace_id=trace_id,
         span_id=span_id,
@@ -204,7 +208,7 @@ def step_from_span(
         ended_at=ts(end_us),
         duration_ms=(end_us - start_us) / 1000 if start_us and end_us else None,
         error=error,
-        attributes=job_metadata(attrs),
+        attributes=attributes,
     )
 
 

@@ -309,9 +309,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         attrs = _parse_attrs(args.attr)
     except ValueError as exc:
         args.run_parser.error(str(exc))
-    return run_command(
-        command, type=args.type, name=args.name, attrs=attrs, endpoint=args.endpoint
-    )
+    return run_command(command, type=args.type, name=args.name, attrs=attrs, endpoint=args.endpoint)
 
 
 def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -31,6 +31,8 @@ JOB_WILL_RETRY = "job.will_retry"
 JOB_STEP = "job.step"
 JOB_STEP_SEQ = "job.step.seq"
 JOB_STEP_STATUS = "job.step.status"
+#: Why a ``skipped`` step did not run (stored as the step's ``skip_reason`` attribute).
+JOB_STEP_SKIP_REASON = "job.step.skip_reason"
 
 # --- progress (lifecycle records and span attributes) --------------------------------
 JOB_PROGRESS = "job.progress"

@@ -51,6 +51,22 @@ def test_bad_env_warns_and_uses_default(
     assert "JOBTRAIL_MAX_QUEUE_SIZE" in caplog.text and "http/json" in caplog.text
 
 
+def test_min_level_from_argument_or_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JOBTRAIL_MIN_LEVEL", raising=False)
+    assert resolve_config().min_level == "debug"
+    assert resolve_config(min_level="WARNING").min_level == "warn"
+    monkeypatch.setenv("JOBTRAIL_MIN_LEVEL", "Info")
+    assert resolve_config().min_level == "info"
+    assert resolve_config(min_level="error").min_level == "error"
+    monkeypatch.setenv("JOBTRAIL_MIN_LEVEL", "loud")
+    assert resolve_config().min_level == "debug"  # a bad env value warns, as the others do
+
+
+def test_bad_min_level_names_the_levels() -> None:
+    with pytest.raises(ValueError, match="min_level must be one of debug, info, success, warn"):
+        resolve_config(min_level="verbose")
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"protocol": "http/json"}, {"max_data_len": 4}, {"max_queue_size": 0}, {"endpoint": " "}],

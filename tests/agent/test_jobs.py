@@ -28,6 +28,7 @@ from jobtrail.semconv import (
     JOB_STATUS,
     JOB_STEP,
     JOB_STEP_SEQ,
+    JOB_STEP_SKIP_REASON,
     JOB_STEP_STATUS,
     JOB_TOTAL_STEPS,
     JOB_TYPE,
@@ -193,7 +194,46 @@ def test_skipped_step_ends_normally(rec: Recorded) -> None:
     assert attrs(span)[JOB_STEP_STATUS] == "skipped"
     assert span.status.status_code is StatusCode.OK
     assert step.skip_reason == "no pending migrations"
+    assert attrs(span)[JOB_STEP_SKIP_REASON] == "no pending migrations"
     assert rec.plain_logs() == []  # skipping adds no log line of its own
+
+
+def test_a_skipped_step_without_a_reason_sends_none(rec: Recorded) -> None:
+    with rec.agent.job("deploy", type="deploy") as job, job.step("notify") as step:
+        step.skip()
+    assert JOB_STEP_SKIP_REASON not in attrs(rec.span("notify"))
+
+
+def test_step_fail_with_a_message_fails_the_step_not_the_job(rec: Recorded) -> None:
+    with rec.agent.job("import", type="import") as job:
+        with job.step("validate") as step:
+            step.skip("nothing to check")
+            step.fail("3 rows without an id")
+            reached = True
+        with job.step("load") as loaded:
+            pass
+    assert reached and step.status == "failed" and loaded.status == "completed"
+    assert job.status == "completed"
+    span = rec.span("validate")
+    assert attrs(span)[JOB_STEP_STATUS] == "failed"
+    assert JOB_STEP_SKIP_REASON not in attrs(span)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "3 rows without an id"
+    [line] = rec.plain_logs()
+    assert line.body == "step 'validate' failed: 3 rows without an id"
+    assert line.severity_number.value == 17 and attrs(line)[JOB_STEP] == "validate"
+
+
+def test_step_fail_with_an_exception_records_it(rec: Recorded) -> None:
+    error = ValueError("checksum mismatch")
+    with rec.agent.job("import", type="import") as job, job.step("verify") as step:
+        step.fail(error)
+    assert step.status == "failed"
+    span = rec.span("verify")
+    assert span.status.status_code is StatusCode.ERROR
+    [event] = [e for e in span.events if e.name == "exception"]
+    assert event.attributes[EXCEPTION_TYPE] == "ValueError"
+    assert event.attributes[EXCEPTION_MESSAGE] == "checksum mismatch"
 
 
 def test_cancel_marks_job_cancelled(rec: Recorded) -> None:

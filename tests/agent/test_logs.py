@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from jobtrail.agent._encode import truncate_middle
+from jobtrail.agent._output import OutputRecorder
 from jobtrail.semconv import (
     EVENT_JOB_HEARTBEAT,
     EVENT_JOB_PROGRESS,
@@ -233,5 +235,42 @@ def test_force_flush_sends_lifecycle_records_still_waiting() -> None:
                 assert rec.agent.force_flush(timeout_s=1)
                 assert [attrs(r)[JOB_ID] for r in rec.events(EVENT_JOB_STARTED)] == [job.id]
                 assert [attrs(r)[JOB_STEP] for r in rec.events(EVENT_STEP_STARTED)] == ["load"]
+    finally:
+        rec.agent.shutdown(timeout_s=1)
+
+
+def test_min_level_drops_application_records_below_it() -> None:
+    """Below ``min_level`` nothing is sent from log calls, logging libraries or captured
+    output; lifecycle records and the records of failed steps still are."""
+
+    rec = make_recorded(min_level="warn", capture_logging=True, heartbeat_interval_s=0)
+    app = logging.getLogger("tests.min_level")
+    app.setLevel(logging.DEBUG)
+    try:
+        with rec.agent.job("quiet", type="t") as job:
+            job.debug("d")
+            job.info("i")
+            job.success("s")
+            job.warn("w")
+            job.log("error", "e")
+            app.info("library info")
+            app.warning("library warning")
+            OutputRecorder(job, "stdout").record(b"plain output line\n")
+            OutputRecorder(job, "stderr").record(b"ERROR: output error\n")
+            job.progress(50)
+            try:
+                with job.step("parse"):
+                    raise ValueError("bad row")
+            except ValueError:
+                pass
+        bodies = [r.body for r in rec.plain_logs()]
+        assert bodies == [
+            "w",
+            "e",
+            "library warning",
+            "ERROR: output error",
+            "step 'parse' failed: ValueError: bad row",
+        ]
+        assert rec.events(EVENT_JOB_PROGRESS)
     finally:
         rec.agent.shutdown(timeout_s=1)

@@ -33,3 +33,15 @@ def test_retries_and_cancel_through_the_api(server: ServerProcess) -> None:
 
     listed = server.get("/api/jobs", status="cancelled")["jobs"]
     assert {j["id"] for j in listed} == {ids["superseded report"], ids["interrupted import"]}
+
+    # A step can be skipped with a reason or failed without an exception; the job decides
+    # its own status. Below JOBTRAIL_MIN_LEVEL=info the debug line was never sent.
+    checked = server.wait_for(f"/api/jobs/{ids['checked import']}", lambda j: j["status"] == "completed")
+    migrate, validate = checked["steps"]
+    assert (migrate["status"], migrate["attributes"]) == ("skipped", {"skip_reason": "no pending migrations"})
+    assert (validate["status"], validate["error"]) == ("failed", "2 rows without an id")
+    logs = server.get(f"/api/jobs/{ids['checked import']}/logs")["logs"]
+    assert [(r["level"], r["message"]) for r in logs] == [
+        ("info", "3 rows checked"),
+        ("error", "step 'validate' failed: 2 rows without an id"),
+    ]

@@ -96,6 +96,7 @@ def test_log_panel_level_chips_search_and_step_filter(
     page.goto(f"{web_server.api}/#/jobs/{job_id}")
     expect(page.locator(".step .step-name")).to_have_text(["download", "transform", "load"])
     expect(page.locator(".step .badge")).to_have_text(["completed", "completed", "skipped"])
+    expect(page.locator(".step .step-note")).to_have_text(["Skipped: nothing to load"])
     expect(page.locator(".result-box")).to_contain_text('"rows": 300')
     expect(page.locator(".child-list")).to_contain_text("rebuild index")
     rows = page.locator(".log-row")

@@ -248,6 +248,8 @@ function stepTimeline(job, onStep) {
       h("div", { class: "step-bar", "aria-hidden": "true" },
         h("span", { style: { left: `${Math.min(99.4, Math.max(0, left))}%`, width: `${Math.min(100, width)}%` } })),
       step.error ? h("p", { class: "step-error" }, step.error) : null,
+      step.status === "skipped" && step.attributes?.skip_reason
+        ? h("p", { class: "step-note" }, `Skipped: ${step.attributes.skip_reason}`) : null,
     ));
   }
   section.append(list);

@@ -1,11 +1,14 @@
-"""Retried and cancelled jobs through the agent. Prints JSON name -> job id."""
+"""Retried and cancelled jobs, skipped and failed steps through the agent, with debug
+records left out by ``JOBTRAIL_MIN_LEVEL``. Prints JSON name -> job id."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import jobtrail
 
+os.environ["JOBTRAIL_MIN_LEVEL"] = "info"
 jobtrail.configure()
 ids: dict[str, str] = {}
 calls = {"flaky": 0}
@@ -47,6 +50,15 @@ try:
         raise KeyboardInterrupt
 except KeyboardInterrupt:
     pass
+
+with jobtrail.job("checked import", type="import") as job:
+    ids["checked import"] = job.id
+    with job.step("migrate") as step:
+        step.skip("no pending migrations")
+    with job.step("validate") as step:
+        step.debug("row 1 ok")
+        step.info("3 rows checked")
+        step.fail("2 rows without an id")
 
 jobtrail.shutdown()
 print(json.dumps(ids))
