@@ -30,6 +30,7 @@ _SPACE_OFFSET = re.compile(r"(T[\d:.]+) (\d{2}:?\d{2})$")
 MAX_INT = 2**63 - 1
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+_SPAN_ID = re.compile(r"[0-9a-f]{16}")
 
 
 def utcnow() -> datetime:
@@ -106,6 +107,17 @@ def get_bool(query: Query, name: str, *, default: bool = False) -> bool:
     raise InvalidParameter(f"expected true or false, got {text!r}", name=name)
 
 
+def get_span_id(query: Query, name: str = "span_id") -> str | None:
+    """A span id: 16 hex digits, any case, returned lower-case (the tables' form)."""
+    text = get_str(query, name)
+    if text is None:
+        return None
+    value = text.lower()
+    if not _SPAN_ID.fullmatch(value):
+        raise InvalidParameter(f"expected a span id of 16 hex digits, got {text!r}", name=name)
+    return value
+
+
 def parse_duration_s(text: str, *, name: str) -> int:
     """``'5m'`` -> ``300``: a positive whole number of ``s|m|h|d|w``."""
     match = _DURATION.fullmatch(text.strip().lower())
@@ -164,6 +176,7 @@ def log_filter(query: Query, *, with_range: bool) -> LogFilter:
         categories=get_list(query, "category"),
         job_id=get_str(query, "job"),
         step=get_str(query, "step"),
+        span_id=get_span_id(query),
         service=get_str(query, "service"),
         since=since,
         until=until,

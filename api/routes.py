@@ -24,12 +24,14 @@ routes = web.RouteTableDef()
 _JOB_LIST_PARAMS = frozenset(
     {"type", "status", "owner", "service", "since", "until", "q", "parent", "limit", "cursor"}
 )
-_JOB_LOG_PARAMS = frozenset({"after_id", "level", "step", "q", "limit", "events", "format"})
+_JOB_LOG_PARAMS = frozenset(
+    {"after_id", "level", "step", "span_id", "q", "limit", "events", "format"}
+)
 _LOG_PARAMS = frozenset(
     {"type", "level", "category", "service", "since", "until", "q", "limit", "after_id",
-     "before_id", "job", "step", "events"}
+     "before_id", "job", "step", "span_id", "events"}
 )  # fmt: skip
-_STATS_PARAMS = frozenset({"type", "since", "until", "bucket"})
+_STATS_PARAMS = frozenset({"type", "owner", "service", "since", "until", "bucket"})
 _LOG_KINDS = ("job", "step", "system")
 _READY_TIMEOUT_S = 5.0
 
@@ -114,6 +116,7 @@ async def job_logs(request: web.Request) -> web.StreamResponse:
     flt = queries.LogFilter(
         levels=p.get_list(q, "level", LEVELS),
         step=p.get_str(q, "step"),
+        span_id=p.get_span_id(q),
         q=p.get_str(q, "q"),
         include_events=p.get_bool(q, "events"),
     )
@@ -164,7 +167,13 @@ async def stats(request: web.Request) -> web.Response:
     bucket = p.get_str(q, "bucket")
     result = await request.app[READER_KEY].run(
         queries.get_stats,
-        queries.StatsFilter(type=p.get_str(q, "type"), since=since, until=until),
+        queries.StatsFilter(
+            type=p.get_str(q, "type"),
+            owner=p.get_str(q, "owner"),
+            service=p.get_str(q, "service"),
+            since=since,
+            until=until,
+        ),
         bucket_s=None if bucket is None else p.parse_duration_s(bucket, name="bucket"),
         now=now,
     )

@@ -30,10 +30,11 @@ _KEEPALIVE_S = 15.0
 _END_GRACE_S = 1.5
 _REPLAY_PAGE = 5000
 _REPLAY_MAX = 200_000
-_JOB_STREAM_PARAMS = frozenset({"level", "step", "q", "events", "last_event_id"})
+_JOB_STREAM_PARAMS = frozenset({"level", "step", "span_id", "q", "events", "last_event_id"})
 _LOG_STREAM_PARAMS = frozenset(
-    {"type", "level", "category", "service", "job", "step", "q", "events", "last_event_id"}
-)
+    {"type", "level", "category", "service", "job", "step", "span_id", "q", "events",
+     "last_event_id"}
+)  # fmt: skip
 _JOBS_STREAM_PARAMS = frozenset({"type", "status", "owner", "service"})
 _LOG_KINDS = ("job", "step", "system")
 
@@ -140,6 +141,7 @@ def _job_stream(request: web.Request) -> AsyncIterator[Event | None]:
         job_id=job_id,
         levels=p.get_list(q, "level", LEVELS),
         step=p.get_str(q, "step"),
+        span_id=p.get_span_id(q),
         q=p.get_str(q, "q"),
         include_events=p.get_bool(q, "events"),
     )

@@ -112,7 +112,14 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 def _cmd_stats(args: argparse.Namespace) -> int:
     from jobtrail import client
 
-    return client.cmd_stats(_api_url(args), type=args.type, since=args.since, json_output=args.json)
+    return client.cmd_stats(
+        _api_url(args),
+        type=args.type,
+        owner=args.owner,
+        service=args.service,
+        since=args.since,
+        json_output=args.json,
+    )
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
@@ -200,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="job and log statistics")
     p.add_argument("--type")
+    p.add_argument("--owner", help="only jobs of this owner (and their logs)")
+    p.add_argument("--service", help="only jobs of this service (and their logs)")
     p.add_argument("--since", help="RFC 3339 time")
     api_args(p)
     p.set_defaults(func=_cmd_stats)

@@ -358,6 +358,8 @@ def cmd_stats(
     base_url: str,
     *,
     type: str | None = None,  # noqa: A002 - the API's parameter name
+    owner: str | None = None,
+    service: str | None = None,
     since: str | None = None,
     until: str | None = None,
     bucket: str | None = None,
@@ -371,6 +373,8 @@ def cmd_stats(
     Args:
         base_url: The API's base URL.
         type: Only jobs of this type (and their logs).
+        owner: Only jobs of this owner (and their logs).
+        service: Only jobs of this service (and their logs).
         since: RFC 3339 time, date, or age like ``24h`` / ``7d``.
         until: Same forms as ``since``.
         bucket: Bucket size of the timeline (``5m``, ``1h``, ``1d``); default chosen by the API.
@@ -383,5 +387,5 @@ def cmd_stats(
         0 on success, 1 on an API error (bad parameter), 2 when unreachable.
     """
     api = ApiClient(base_url, token=token, timeout_s=timeout_s)
-    params = {"type": type, "since": since, "until": until, "bucket": bucket}
+    params = dict(type=type, owner=owner, service=service, since=since, until=until, bucket=bucket)
     return _run(console, render_stats, lambda: api.get("/api/stats", **params), json_output)

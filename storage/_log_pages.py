@@ -16,7 +16,7 @@ Cursor = duckdb.DuckDBPyConnection
 
 _LOG_COLUMNS = (
     f"l.id, {ts('l.time')}, l.level, l.severity_number, l.severity_text, l.body AS message, "
-    "l.attributes, l.job_id, l.step, l.category, l.iostream, l.exception_type, "
+    "l.attributes, l.job_id, l.step, l.step_span_id, l.category, l.iostream, l.exception_type, "
     "l.exception_message, l.stack_trace, l.trace_id, l.span_id, l.event_name, l.service"
 )
 _LOG_KIND_SQL = {
@@ -50,6 +50,9 @@ def _log_where(flt: LogFilter) -> Where:
         where.add("list_contains($categories, l.category)", categories=list(flt.categories))
     if flt.step is not None:
         where.add("l.step = $step", step=flt.step)
+    if flt.span_id is not None:
+        # The step run's records (nested spans too), or those logged right in this span.
+        where.add("(l.step_span_id = $span_id OR l.span_id = $span_id)", span_id=flt.span_id)
     if flt.service is not None:
         where.add("l.service = $service", service=flt.service)
     if flt.since is not None:

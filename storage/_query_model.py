@@ -77,8 +77,12 @@ class LogFilter:
     """Which log records ``job_logs``/``list_logs`` return; ``None``/empty means "any".
 
     ``kinds`` are ``job`` (a job's own records, outside steps), ``step`` (inside a step)
-    and ``system`` (no job). Lifecycle records (``event_name`` set) are left out unless
-    ``include_events``. Times are naive UTC, compared with the record's ``time``.
+    and ``system`` (no job). ``step`` is a step's name, so it matches every run of a step
+    that ran more than once; ``span_id`` (lower-case hex) picks one run: the records of the
+    step whose span it is (those in spans nested in it included), and any record emitted
+    directly in that span (a log row's own ``span_id``). Lifecycle records (``event_name``
+    set) are left out unless ``include_events``. Times are naive UTC, compared with the
+    record's ``time``.
     """
 
     levels: tuple[str, ...] = ()
@@ -86,6 +90,7 @@ class LogFilter:
     categories: tuple[str, ...] = ()
     job_id: str | None = None
     step: str | None = None
+    span_id: str | None = None
     service: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -95,9 +100,16 @@ class LogFilter:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StatsFilter:
-    """The slice ``get_stats`` summarises: jobs by ``started_at``, logs by ``time``."""
+    """The slice ``get_stats`` summarises: jobs by ``started_at``, logs by ``time``.
+
+    ``type``, ``owner`` and ``service`` are exact matches on the jobs' columns. With any of
+    them set, the log counts are those of the matching jobs' records (records of no job
+    left out), as for ``type``; ``service`` is the job's, not each record's.
+    """
 
     type: str | None = None
+    owner: str | None = None
+    service: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -182,6 +194,7 @@ class LogRow(TypedDict):
     data: dict[str, Any]
     job_id: str | None
     step: str | None
+    step_span_id: str | None
     category: str | None
     iostream: str | None
     exception_type: str | None

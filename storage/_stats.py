@@ -47,10 +47,20 @@ def _choose_bucket(span: timedelta) -> int:
     return _BUCKET_LADDER_S[-1]
 
 
-def _job_where(flt: StatsFilter) -> Where:
+def _matching_jobs(flt: StatsFilter) -> Where:
+    """The slice's conditions on a job ``j`` other than time (logs are sliced by their own)."""
     where = Where()
     if flt.type is not None:
         where.add("j.type = $type", type=flt.type)
+    if flt.owner is not None:
+        where.add("j.owner = $owner", owner=flt.owner)
+    if flt.service is not None:
+        where.add("j.service = $service", service=flt.service)
+    return where
+
+
+def _job_where(flt: StatsFilter) -> Where:
+    where = _matching_jobs(flt)
     if flt.since is not None:
         where.add("j.started_at >= $since", since=flt.since)
     if flt.until is not None:
@@ -93,7 +103,8 @@ def _job_stats(
 
 
 def _log_stats(cur: duckdb.DuckDBPyConnection, flt: StatsFilter) -> LogStats:
-    if flt.type is None:  # the hourly counts answer it; a type needs each record's job
+    jobs = _matching_jobs(flt)
+    if not jobs.clauses:  # the hourly counts answer it; a job filter needs each record's job
         levels, categories = count_logs(cur, flt.since, flt.until)
         top = sorted(((c, n) for c, n in categories.items() if c and n), key=lambda cn: -cn[1])
         return {
@@ -107,8 +118,7 @@ def _log_stats(cur: duckdb.DuckDBPyConnection, flt: StatsFilter) -> LogStats:
         where.add("l.time >= $since", since=flt.since)
     if flt.until is not None:
         where.add("l.time < $until", until=flt.until)
-    if flt.type is not None:
-        where.add("l.job_id IN (SELECT id FROM jobs WHERE type = $type)", type=flt.type)
+    where.add(f"l.job_id IN (SELECT j.id FROM jobs j {jobs.sql()})", **jobs.params)
     rows = cur.execute(
         "SELECT grouping(l.level), l.level, l.category, count(*) AS n "  # noqa: S608
         f"FROM logs l {where.sql()} "
@@ -167,6 +177,7 @@ def get_stats(
 ) -> Stats:
     """Counts by status, type, level and category; success rate; durations; time buckets.
 
+    A job filter (type, owner, service) narrows the log counts to its jobs' records.
     Buckets cover ``since`` (or the first job) to ``until`` (or now), zero-filled so a chart
     shows quiet periods. Without ``bucket_s`` a size giving at most ~120 buckets is chosen.
 

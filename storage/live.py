@@ -55,8 +55,8 @@ def jobs_by_ids(cur: Cursor, ids: list[str]) -> list[JobRow]:
     _job_rows(rows)
     steps = fetch_dicts(
         cur,
-        f"SELECT job_id, seq, name, status, {ts('started_at')}, {ts('ended_at')}, duration_ms, "  # noqa: S608
-        "error FROM steps WHERE job_id IN (SELECT unnest($ids)) "
+        f"SELECT job_id, span_id, seq, name, status, {ts('started_at')}, {ts('ended_at')}, "  # noqa: S608
+        "duration_ms, error FROM steps WHERE job_id IN (SELECT unnest($ids)) "
         "ORDER BY job_id, seq NULLS LAST, started_at",
         {"ids": ids},
     )
@@ -77,6 +77,8 @@ def log_matches(flt: LogFilter, row: LogRow | dict[str, Any]) -> bool:
     if flt.job_id is not None and row.get("job_id") != flt.job_id:
         return False
     if flt.step is not None and row.get("step") != flt.step:
+        return False
+    if flt.span_id is not None and flt.span_id not in (row.get("step_span_id"), row.get("span_id")):
         return False
     if flt.service is not None and row.get("service") != flt.service:
         return False

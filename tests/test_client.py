@@ -20,6 +20,7 @@ from sample_jobs import JOB_IMPORT_LOG_IDS, fill_db
 from jobtrail import client
 from jobtrail._views import duration
 from jobtrail.api import create_app
+from jobtrail.cli import build_parser
 from jobtrail.storage import Database
 
 
@@ -115,6 +116,20 @@ async def test_stats_view(base_url: str) -> None:
         assert text in out, text
     code, out = await run(client.cmd_stats, base_url, type="email", json_output=True)
     assert json.loads(out)["jobs"]["total"] == 30
+
+
+async def test_stats_by_owner_and_service(
+    base_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = await run(client.cmd_stats, base_url, owner="bob", json_output=True)
+    assert code == 0 and json.loads(out)["jobs"]["by_status"] == {"failed": 1}
+    argv = ["stats", "--api", base_url, "--owner", "mailer", "--service", "worker-a", "--json"]
+    args = build_parser().parse_args(argv)
+    assert await asyncio.to_thread(args.func, args) == 0
+    assert json.loads(capsys.readouterr().out)["jobs"]["total"] == 0  # mailer's are worker-b's
+    args = build_parser().parse_args([*argv[:-2], "worker-b", "--json"])
+    assert await asyncio.to_thread(args.func, args) == 0
+    assert json.loads(capsys.readouterr().out)["jobs"]["total"] == 30
 
 
 async def test_api_errors_are_one_line(base_url: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,8 +28,8 @@ JOB_FIELDS = {
 }  # fmt: skip
 LOG_FIELDS = {
     "id", "time", "level", "severity_number", "severity_text", "message", "data", "job_id",
-    "step", "category", "iostream", "exception_type", "exception_message", "stack_trace",
-    "trace_id", "span_id", "event_name", "service",
+    "step", "step_span_id", "category", "iostream", "exception_type", "exception_message",
+    "stack_trace", "trace_id", "span_id", "event_name", "service",
 }  # fmt: skip
 
 
@@ -315,6 +315,7 @@ async def test_stats_with_range_and_bucket(client: Client) -> None:
         ({"bucket": "0m"}, "bucket"),
         ({"bucket": "1s", "since": "2026-01-01", "until": "2026-11-01"}, "bucket"),
         ({"until": "soon"}, "until"),
+        ({"owner": "ann", "project": "x"}, "project"),
     ],
 )
 async def test_stats_bad_parameters(client: Client, params: dict[str, str], name: str) -> None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 from sample_jobs import BASE, JOB_IMPORT_LOG_IDS, LOG_COUNT, TRACE_IMPORT, fill_db
+from step_runs import step_runs, store
 
 from jobtrail.storage import Database
 from jobtrail.storage import queries as q
 from jobtrail.storage._sql import decode_cursor, encode_cursor
+from jobtrail.storage.live import jobs_by_ids, log_matches, logs_in_range
+from jobtrail.storage.writer import BatchWriter
 
 
 @pytest.fixture
@@ -158,6 +163,58 @@ def test_stats_logs_follow_the_type_filter(cur: duckdb.DuckDBPyConnection) -> No
     stats = q.get_stats(cur, q.StatsFilter(type="export"))
     assert stats["logs"]["by_level"] == {"info": 1, "error": 1}
     assert [e["id"] for e in stats["recent_errors"]] == ["export-1"]
+
+
+_IMPORT_LEVELS = {"debug": 4, "info": 12, "success": 1, "warn": 2}
+
+
+@pytest.mark.parametrize(
+    ("flt", "statuses", "levels"),
+    [
+        (q.StatsFilter(owner="bob"), {"failed": 1}, {"info": 1, "error": 1}),
+        (q.StatsFilter(owner="ann"), {"cancelled": 1, "completed": 2}, _IMPORT_LEVELS),
+        (q.StatsFilter(type="import", owner="bob"), {}, {}),
+        (q.StatsFilter(service="worker-a", until=BASE), {"cancelled": 1, "completed": 2},
+         _IMPORT_LEVELS),
+        (q.StatsFilter(owner="nobody"), {}, {}),
+    ],
+)  # fmt: skip
+def test_stats_owner_and_service_narrow_jobs_and_their_logs(
+    cur: duckdb.DuckDBPyConnection,
+    flt: q.StatsFilter,
+    statuses: dict[str, int],
+    levels: dict[str, int],
+) -> None:
+    stats = q.get_stats(cur, flt, now=BASE)
+    assert stats["jobs"]["by_status"] == statuses
+    assert stats["logs"]["by_level"] == levels
+    assert stats["logs"]["total"] == sum(levels.values())
+
+
+async def test_live_filter_matches_the_sql_filter_on_span_id(tmp_path: Path) -> None:
+    """Live streams check rows in Python: the same records as the SQL, for every span."""
+    runs = step_runs()
+    db = Database(tmp_path / "runs.duckdb")
+    writer = BatchWriter(db)
+    writer.start()
+    try:
+        for request in runs.requests:
+            await store(writer, request)
+    finally:
+        await asyncio.to_thread(writer.close)
+    try:
+        cur = db.cursor()
+        rows = logs_in_range(cur, 1, 1000)
+        for span_id in (runs.run1, runs.run2, runs.http, runs.job_span, "0" * 16):
+            for events in (False, True):
+                flt = q.LogFilter(span_id=span_id, include_events=events)
+                in_sql = q.list_logs(cur, flt)["logs"]
+                assert in_sql == [r for r in rows if log_matches(flt, r)], (span_id, events)
+        assert len(q.list_logs(cur, q.LogFilter(span_id=runs.run2))["logs"]) == 2
+        job: dict[str, Any] = dict(jobs_by_ids(cur, [runs.job_id])[0])  # with its steps
+        assert [s["span_id"] for s in job["steps"]] == [runs.run1, runs.run2]
+    finally:
+        db.close()
 
 
 def test_trace_truncation_and_validation(cur: duckdb.DuckDBPyConnection) -> None:
