@@ -38,6 +38,7 @@ __all__ = [
     "context_executor",
     "current_job",
     "current_step",
+    "enqueue",
     "execute_job",
     "force_flush",
     "instrument_logging",
@@ -53,6 +54,7 @@ DEFAULT_AGENT = Agent(set_global=True)
 
 configure = DEFAULT_AGENT.configure
 job = DEFAULT_AGENT.job
+enqueue = DEFAULT_AGENT.enqueue
 job_fn = DEFAULT_AGENT.job_fn
 force_flush = DEFAULT_AGENT.force_flush
 shutdown = DEFAULT_AGENT.shutdown

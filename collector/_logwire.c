@@ -70,8 +70,9 @@ static const struct {
 };
 #define N_LOOKUPS (sizeof LOOKUPS / sizeof LOOKUPS[0])
 
-static const char *LIFECYCLE[] = {"job.started", "job.progress", "job.heartbeat",
-                                  "step.started"};
+static const char *LIFECYCLE[] = {"job.queued", "job.started", "job.progress",
+                                  "job.heartbeat", "step.started"};
+#define N_LIFECYCLE (sizeof LIFECYCLE / sizeof LIFECYCLE[0])
 
 
 
@@ -263,7 +264,7 @@ static int record(void *state, const Where *w, const uint8_t *p, size_t n) {
     if (!rc) rc = i64_val(&c[K_RECEIVED], s->d.received_us, 1);
     if (rc) return rc;
 
-    for (size_t i = 0; event_len && i < 4; i++) {
+    for (size_t i = 0; event_len && i < N_LIFECYCLE; i++) {
         if (event_len == strlen(LIFECYCLE[i]) && memcmp(event, LIFECYCLE[i], event_len) == 0) {
             rc = lifecycle_entry(s, w, event, event_len, trace, trace_len, span, span_len,
                                  time_us ? time_us : observed_us);

@@ -48,12 +48,21 @@ EXCEPTION_MESSAGE = "exception.message"
 EXCEPTION_STACKTRACE = "exception.stacktrace"
 
 # --- lifecycle event names -----------------------------------------------------------
+#: A job was put in a queue and waits for a worker: it shows as ``pending`` (with
+#: ``queued_at``) until its ``job.started`` or span arrives. Carries the job's ``job.id``.
+EVENT_JOB_QUEUED = "job.queued"
 EVENT_JOB_STARTED = "job.started"
 EVENT_JOB_PROGRESS = "job.progress"
 EVENT_JOB_HEARTBEAT = "job.heartbeat"
 EVENT_STEP_STARTED = "step.started"
 LIFECYCLE_EVENTS = frozenset(
-    {EVENT_JOB_STARTED, EVENT_JOB_PROGRESS, EVENT_JOB_HEARTBEAT, EVENT_STEP_STARTED}
+    {
+        EVENT_JOB_QUEUED,
+        EVENT_JOB_STARTED,
+        EVENT_JOB_PROGRESS,
+        EVENT_JOB_HEARTBEAT,
+        EVENT_STEP_STARTED,
+    }
 )
 
 # --- OTel CI/CD semantic conventions recognised as jobs and steps --------------------

@@ -34,7 +34,8 @@ _TRACES_PER_SWEEP = 2000
 _MAX_PENDING_TRACES = 20_000
 _FIRST_SWEEP_WINDOW = "INTERVAL 1 DAY"
 
-_JOB_SKIP = ("final", "seen_at", "attributes")
+#: ``queued_at`` goes to ``job_queue``, not to a column of ``job_facts`` (see _lake_schema).
+_JOB_SKIP = ("final", "seen_at", "attributes", "queued_at")
 _STEP_SKIP = ("final", "seen_at", "attributes")
 _TYPES = {
     "progress": pa.float64(), "duration_ms": pa.float64(), "total_steps": pa.int32(),
@@ -51,6 +52,7 @@ def _fact_schema(names: list[str]) -> pa.Schema:
 
 
 JOB_FACT_SCHEMA = _fact_schema(_JOB_FIELDS)
+_QUEUE_SCHEMA = pa.schema([("id", pa.string()), ("queued_at", _TS)])
 STEP_FACT_SCHEMA = _fact_schema(_STEP_FIELDS)
 
 
@@ -120,7 +122,9 @@ class LakeLinker(Linker):
                 touched.add(step.job_id)
                 self._remember(step.trace_id, step.span_id, (step.job_id, step.name, step.span_id))
             step_rows.append(_fact(step, _STEP_FIELDS, now))
+        queued = [{"id": u.id, "queued_at": u.queued_at} for u in jobs if u.queued_at]
         append(self._con, f"{self._lake}.job_facts", job_rows, JOB_FACT_SCHEMA)
+        append(self._con, f"{self._lake}.job_queue", queued, _QUEUE_SCHEMA)
         append(self._con, f"{self._lake}.step_facts", step_rows, STEP_FACT_SCHEMA)
         return touched
 

@@ -209,6 +209,7 @@ def expire(
                 (SELECT trace_id FROM {lake}.job_facts WHERE trace_id IS NOT NULL))""",
             "metrics": f"coalesce(time, received_at) < {max_age}",
             "log_caps": f"job_id IN (SELECT id FROM {lake}.job_facts WHERE {old})",
+            "job_queue": f"id IN (SELECT id FROM {lake}.job_facts WHERE {old})",
             # The stored folds of those jobs and steps (see _lake_fold).
             "jobs_folded": f"id IN (SELECT id FROM {lake}.job_facts WHERE {old})",
             "steps_folded": old,
@@ -216,8 +217,8 @@ def expire(
         # Facts name their trace only on some rows: delete a job's facts by id, logs by id
         # or trace, before the rows that say which trace a job is in are gone.
         tables = (
-            "log_records", "log_links", "log_caps", "jobs_folded", "steps_folded",
-            "step_facts", "spans", "metrics",
+            "log_records", "log_links", "log_caps", "job_queue", "jobs_folded",
+            "steps_folded", "step_facts", "spans", "metrics",
         )  # fmt: skip
         for table in (*tables, "job_facts"):
             row = cur.execute(

@@ -11,6 +11,7 @@ concurrent deletes from one table as a conflict. So nothing here is updated in p
 * ``log_links`` says which job and step a record belongs to when that was found after the
   record was stored (its spans reached another collector first, or later);
 * ``log_caps`` (layout 2) counts the records the per-job log cap dropped;
+* ``job_queue`` (layout 4) says when a job was put in a queue (``jobs.queued_at``);
 * ``jobs_folded`` and ``steps_folded`` (layout 3) hold the folded rows of the jobs and
   steps whose facts are all at or below the row id marks of the last fold pass
   (``fold_marks``), so reads fold only newer facts (see :mod:`jobtrail.storage._lake_fold`).
@@ -158,14 +159,26 @@ def _v3(con: duckdb.DuckDBPyConnection, lake: str) -> None:
         con.execute(f"INSERT INTO {lake}.{table} ({column}) VALUES (now()::TIMESTAMP)")  # noqa: S608
 
 
+#: When a job was put in a queue (``job.queued``), one row per record; the ``jobs`` view
+#: takes the earliest. A table of its own, as ``log_caps``, rather than a column added to
+#: ``job_facts`` and ``jobs_folded``.
+JOB_QUEUE = """
+CREATE TABLE {lake}.job_queue (id VARCHAR, queued_at TIMESTAMP)"""
+
+
+def _v4(con: duckdb.DuckDBPyConnection, lake: str) -> None:
+    con.execute(JOB_QUEUE.format(lake=lake))
+    con.execute(f"INSERT INTO {lake}.job_queue (queued_at) VALUES (now()::TIMESTAMP)")  # noqa: S608
+
+
 #: Ordered migrations of the lake layout; index + 1 is the version each one produces.
-LAKE_MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection, str], None]] = [_v1, _v2, _v3]
+LAKE_MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection, str], None]] = [_v1, _v2, _v3, _v4]
 LAKE_SCHEMA_VERSION = len(LAKE_MIGRATIONS)
 
 #: Tables written by collectors (maintenance and retention cover these).
 LAKE_TABLES = (
     "spans", "log_records", "metrics", "job_facts", "step_facts", "log_links",
-    "ingested_requests", "log_caps", "jobs_folded", "steps_folded", "fold_marks",
+    "ingested_requests", "log_caps", "jobs_folded", "steps_folded", "fold_marks", "job_queue",
 )  # fmt: skip
 
 _ATTEMPTS = 20

@@ -87,7 +87,9 @@ def silent_jobs(
             WHERE id IN (SELECT id FROM {lake}.job_facts
                          WHERE received_at > now()::TIMESTAMP - {_LOST_WINDOW})
               AND (status IN ('running', 'pending') AND NOT span_received
-                   OR status = 'retrying') AND last_seen < ?""",  # noqa: S608
+                   OR status = 'retrying')
+              AND NOT (status = 'pending' AND queued_at IS NOT NULL)
+              AND last_seen < ?""",  # noqa: S608
         [cutoff],
     ).fetchall()
 

@@ -187,10 +187,13 @@ UNION ALL {job_fold_sql(lake, ids="late_")}"""
     return f"""
 CREATE OR REPLACE VIEW jobs AS {late}
 SELECT {columns}, coalesce(caps.dropped_, 0)::BIGINT AS logs_dropped,
-    {JOB_SEARCH_TEXT} AS search_text
+    {JOB_SEARCH_TEXT} AS search_text, queue.queued_at
 FROM ({rows}) j LEFT JOIN (  -- what the per-job log cap dropped
     SELECT job_id AS id, sum(dropped) AS dropped_ FROM {lake}.log_caps GROUP BY job_id
-) caps USING (id)"""
+) caps USING (id) LEFT JOIN (  -- when the job was put in a queue
+    SELECT id, min(queued_at) AS queued_at FROM {lake}.job_queue
+    WHERE id IS NOT NULL GROUP BY id
+) queue USING (id)"""
 
 
 def _steps_sql(lake: str, upto: int) -> str:

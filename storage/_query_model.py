@@ -141,6 +141,8 @@ class JobRow(TypedDict):
     result: Any
     attributes: dict[str, Any]
     last_seen: str | None
+    #: When the job was put in a queue (``job.queued``); null if it was not.
+    queued_at: str | None
     child_count: int
 
 

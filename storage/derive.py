@@ -8,7 +8,9 @@ final state:
 * the span (``final``) settles the row: its fields override lifecycle fields;
 * a lifecycle record after the span only fills fields the span left empty;
 * ``started_at`` keeps the earliest value, ``last_seen`` the latest;
-* attribute maps are merged key by key.
+* attribute maps are merged key by key;
+* a ``job.queued`` record (``queued_at``) only fills what nothing else has said: it is
+  usually first, but a worker can start the job before the queue's record arrives.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ STEP_COLUMNS = (
 )  # fmt: skip
 
 _JOB_FIELDS = tuple(
-    f.name for f in fields(JobUpdate) if f.name not in ("final", "seen_at", "attributes", "id")
+    f.name
+    for f in fields(JobUpdate)
+    if f.name not in ("final", "seen_at", "attributes", "id", "queued_at")
 )
 _STEP_FIELDS = tuple(
     f.name
@@ -109,6 +113,17 @@ def _record_attempt(row: dict[str, Any], update: JobUpdate) -> None:
     row["attempts"] = sorted([*attempts, entry], key=lambda a: a["attempt"])
 
 
+def _merge_queued(row: dict[str, Any], update: JobUpdate) -> dict[str, Any]:
+    row["queued_at"] = _earliest(row.get("queued_at"), update.queued_at)
+    for name in _JOB_FIELDS:
+        value = getattr(update, name)
+        if value is not None and row.get(name) is None:
+            row[name] = value
+    row["attributes"] = {**update.attributes, **row["attributes"]}
+    row["last_seen"] = _latest(row["last_seen"], update.seen_at)
+    return row
+
+
 def merge_job(row: dict[str, Any], update: JobUpdate) -> dict[str, Any]:
     """Apply one job update to a ``jobs`` row (mutated and returned).
 
@@ -116,6 +131,8 @@ def merge_job(row: dict[str, Any], update: JobUpdate) -> dict[str, Any]:
     (its first records re-open a ``retrying`` job), an earlier one arriving late only
     adds its entry to ``attempts``.
     """
+    if update.queued_at is not None:
+        return _merge_queued(row, update)
     attempt, current = update.attempt or 1, row["attempt"] or 1
     if update.final:
         _record_attempt(row, update)

@@ -62,9 +62,12 @@ JOB_SCHEMA = pa.schema(
 )  # fmt: skip
 #: A jobs row is written with ``logs_dropped`` as read, although no record sets it:
 #: retention's per-job log cap counts in it, also for running jobs, and a row written without
-#: it would start again from the column's default.
-_JOB_WRITTEN = (*JOB_COLUMNS, "logs_dropped")
-_JOB_WRITTEN_SCHEMA = JOB_SCHEMA.append(pa.field("logs_dropped", pa.int64()))
+#: it would start again from the column's default. ``queued_at`` is not in
+#: :data:`JOB_COLUMNS` because a lake keeps it apart from the folded job facts.
+_JOB_WRITTEN = (*JOB_COLUMNS, "logs_dropped", "queued_at")
+_JOB_WRITTEN_SCHEMA = JOB_SCHEMA.append(pa.field("logs_dropped", pa.int64())).append(
+    pa.field("queued_at", _TS)
+)
 STEP_SCHEMA = pa.schema(
     [
         ("trace_id", pa.string()), ("span_id", pa.string()), ("parent_span_id", pa.string()),
@@ -175,7 +178,11 @@ class Linker:
                 owner = self._owners.get((update.trace_id, update.parent_span_id))
                 if owner is not None:
                     update.parent_job_id = owner[0]
-            row = rows.get(update.id) or {**new_job_row(update.id), "logs_dropped": 0}
+            row = rows.get(update.id) or {
+                **new_job_row(update.id),
+                "logs_dropped": 0,
+                "queued_at": None,
+            }
             rows[update.id] = merge_job(row, update)
             if row["parent_job_id"] is None and row["parent_span_id"] and row["trace_id"]:
                 self._mark_pending(row["trace_id"])

@@ -47,6 +47,8 @@ class JobUpdate:
     stack_trace: str | None = None
     result: str | None = None
     cancel_reason: str | None = None
+    #: When the job was put in a queue (``job.queued``); it is ``pending`` until it starts.
+    queued_at: datetime | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
 
 

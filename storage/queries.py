@@ -109,7 +109,7 @@ _JOB_COLUMNS = (
     "j.id, j.trace_id, j.span_id, j.parent_job_id, j.type, j.name, j.operation, j.owner, "
     "j.service, j.status, j.progress, j.current_step, j.total_steps, j.attempt, "
     f"{ts('j.started_at')}, {ts('j.ended_at')}, j.duration_ms, j.error, j.result, "
-    f"j.attributes, {ts('j.last_seen')}"
+    f"j.attributes, {ts('j.last_seen')}, {ts('j.queued_at')}"
 )
 _DETAIL_COLUMNS = (
     "j.parent_span_id, j.error_type, j.stack_trace, j.cancel_reason, j.attempts, "

@@ -242,9 +242,14 @@ def _v8(con: duckdb.DuckDBPyConnection) -> None:
     fill_search_text(con)
 
 
+def _v9(con: duckdb.DuckDBPyConnection) -> None:
+    """When a job was put in a queue (``job.queued``); NULL for jobs that were not."""
+    con.execute("ALTER TABLE jobs ADD COLUMN queued_at TIMESTAMP")
+
+
 #: Ordered migrations; index + 1 is the schema version each one produces.
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
-    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,6 +10,7 @@ from opentelemetry.trace import StatusCode
 
 import jobtrail
 from jobtrail.semconv import (
+    EVENT_JOB_QUEUED,
     EVENT_JOB_STARTED,
     EVENT_STEP_STARTED,
     EXCEPTION_MESSAGE,
@@ -306,3 +307,40 @@ def test_job_is_single_use(rec: Recorded) -> None:
         pass
     assert len(rec.spans()) == 1
     assert rec.agent.stats().internal_errors == 1
+
+
+def test_enqueue_sends_job_queued_and_the_worker_runs_that_id(rec: Recorded) -> None:
+    job_id = rec.agent.enqueue("nightly export", type="export", owner="ops", region="eu")
+    assert len(job_id) == 16 and int(job_id, 16) >= 0
+    [queued] = rec.events(EVENT_JOB_QUEUED)
+    assert attrs(queued) == {
+        JOB_ID: job_id,
+        JOB_TYPE: "export",
+        JOB_NAME: "nightly export",
+        JOB_OWNER: "ops",
+        JOB_METADATA_PREFIX + "region": "eu",
+        "event.name": EVENT_JOB_QUEUED,
+    }
+    assert queued.trace_id == 0  # the producer's span is not the job's
+    with rec.agent.job("nightly export", type="export", id=job_id) as job:
+        pass
+    assert job.id == job_id and attrs(rec.span("nightly export"))[JOB_ID] == job_id
+
+
+def test_a_job_enqueued_inside_a_job_is_its_child(rec: Recorded) -> None:
+    with rec.agent.job("fan out", type="batch") as parent:
+        child_id = rec.agent.enqueue("part 1", type="part", id="part-1", total_steps=3)
+    assert child_id == "part-1"
+    [queued] = rec.events(EVENT_JOB_QUEUED)
+    assert attrs(queued)[JOB_PARENT_ID] == parent.id
+    assert attrs(queued)[JOB_TOTAL_STEPS] == 3
+
+
+def test_enqueue_never_raises_into_the_application(rec: Recorded) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    job_id = rec.agent.enqueue(Unprintable(), type="x")  # type: ignore[arg-type]
+    assert len(job_id) == 16
+    assert rec.agent.stats().internal_errors >= 1

@@ -17,6 +17,7 @@ AGENT_NAMES = [
     "context_executor",
     "current_job",
     "current_step",
+    "enqueue",
     "execute_job",
     "force_flush",
     "instrument_logging",

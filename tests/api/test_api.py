@@ -24,7 +24,8 @@ RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 JOB_FIELDS = {
     "id", "trace_id", "span_id", "parent_job_id", "type", "name", "operation", "owner",
     "service", "status", "progress", "current_step", "total_steps", "attempt", "started_at",
-    "ended_at", "duration_ms", "error", "result", "attributes", "last_seen", "child_count",
+    "ended_at", "duration_ms", "error", "result", "attributes", "last_seen", "queued_at",
+    "child_count",
 }  # fmt: skip
 LOG_FIELDS = {
     "id", "time", "level", "severity_number", "severity_text", "message", "data", "job_id",

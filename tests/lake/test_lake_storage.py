@@ -27,8 +27,8 @@ def scenario() -> tuple[list[Request], dict[str, str]]:
     """Requests covering the merge rules, in time order; and job name -> id.
 
     An agent job with lifecycle records and steps; a job retried once; a cancelled job; a
-    job still running; and a plain-SDK job whose logs, step and child job link only through
-    span ancestry.
+    job still running; two queued jobs, one waiting and one taken by a worker; and a
+    plain-SDK job whose logs, step and child job link only through span ancestry.
     """
     reqs: list[Request] = []
     ids: dict[str, str] = {}
@@ -82,6 +82,15 @@ def scenario() -> tuple[list[Request], dict[str, str]]:
     ids["running"] = r.hex()
     logs(log(t, r, "go", {"event.name": "job.started", "job.type": "long", "job.id": r.hex()}))
     logs(log(t, r, "p", {"event.name": "job.progress", "job.id": r.hex(), "job.progress": 30}))
+    # a job waiting in its queue, and one a worker took (the producer's trace is not theirs)
+    queued = {"event.name": "job.queued", "job.type": "export", "job.owner": "ops"}
+    ids["waiting"], ids["taken"] = "waiting-job", "taken-job"
+    logs(log(new_trace_id(), new_span_id(), "q", {**queued, "job.id": "waiting-job"}))
+    logs(log(new_trace_id(), new_span_id(), "q", {**queued, "job.id": "taken-job",
+                                                  "job.name": "export eu"}))  # fmt: skip
+    t, w = new_trace_id(), new_span_id()
+    logs(log(t, w, "go", {"event.name": "job.started", "job.type": "export",
+                          "job.id": "taken-job"}))  # fmt: skip
     # a plain-SDK job: everything links through span ancestry
     t, pj, ps, http, child = (new_trace_id(), *(new_span_id() for _ in range(4)))
     ids["plain"], ids["child"] = pj.hex(), child.hex()

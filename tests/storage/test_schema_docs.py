@@ -60,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         srv.wait_for(
             "/api/jobs",
             lambda body: (
-                len(body["jobs"]) == 8 and all(j["status"] in _FINAL for j in body["jobs"])
+                len(body["jobs"]) == 9 and all(j["status"] in _FINAL for j in body["jobs"])
             ),
             limit=100,
         )

@@ -165,8 +165,18 @@ export async function jobView({ root, params, query, signal }) {
   await loadLogs();
 }
 
+/** When a queued job was queued, and how long it waited (or has waited so far). */
+function queuedFact(job) {
+  if (!job.queued_at) return null;
+  const queued = preciseMs(job.queued_at);
+  const started = job.started_at ? preciseMs(job.started_at) : Date.now();
+  const wait = formatDuration(Math.max(0, started - queued));
+  return [timeEl(job.queued_at), ` (${job.started_at ? `waited ${wait}` : `waiting ${wait}`})`];
+}
+
 function summaryParts(job, { openStack, onStep }) {
   const live = isLive(job.status);
+  const waiting = job.status === "pending" && job.queued_at && !job.started_at;
   const parts = [
     h("div", { class: "page-header" },
       h("h1", {}, job.name || job.id),
@@ -179,9 +189,10 @@ function summaryParts(job, { openStack, onStep }) {
       ["Operation", job.operation],
       ["Owner", job.owner],
       ["Service", job.service],
-      ["Started", timeEl(job.started_at)],
-      ["Ended", job.ended_at ? timeEl(job.ended_at) : live ? "running" : null],
-      ["Duration", formatDuration(elapsedMs(job)) + (live ? " so far" : "")],
+      ["Queued", queuedFact(job)],
+      ["Started", job.started_at ? timeEl(job.started_at) : waiting ? "not yet: waiting in its queue" : null],
+      ["Ended", job.ended_at ? timeEl(job.ended_at) : waiting ? null : live ? "running" : null],
+      ["Duration", waiting ? null : formatDuration(elapsedMs(job)) + (live ? " so far" : "")],
       ["Attempt", job.attempt ? `#${job.attempt}${job.attempt > 1 ? ` (${job.attempt - 1} ${job.attempt === 2 ? "retry" : "retries"})` : ""}` : null],
       ["Parent", job.parent_job_id ? h("a", { href: href(`/jobs/${encodeURIComponent(job.parent_job_id)}`), dataset: { key: "parent" } }, job.parent_job_id) : null],
       ["Trace", job.trace_id ? h("a", { href: href(`/traces/${job.trace_id}`, { job: job.id }) }, h("code", {}, job.trace_id)) : null],

@@ -128,7 +128,8 @@ export async function jobsView({ root, query, signal }) {
           : h("span", { class: "muted" }, job.total_steps ? `${job.total_steps} steps` : "")),
       h("td", { class: "col-owner", dataset: { label: "Owner" } }, job.owner || "—"),
       h("td", { class: "col-service", dataset: { label: "Service" } }, job.service || "—"),
-      h("td", { class: "col-started", dataset: { label: "Started" } }, timeEl(job.started_at)),
+      h("td", { class: "col-started", dataset: { label: "Started" } },
+        !job.started_at && job.queued_at ? ["queued ", timeEl(job.queued_at)] : timeEl(job.started_at)),
       h("td", { class: "col-duration", dataset: { label: "Duration" } }, formatDuration(elapsedMs(job)), running ? "…" : ""),
       h("td", { class: "col-attempt", dataset: { label: "Attempt" } }, job.attempt ? `#${job.attempt}` : "—"),
     );

@@ -1,0 +1,41 @@
+"""A queued job on the page: pending, when it was queued and how long it has waited.
+
+Its own module, so its own server: the other page modules wait for every job to finish.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from e2e.harness import ServerProcess
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.e2e
+
+
+def _fact(page: Page, label: str):  # noqa: ANN202 - a Playwright locator
+    return page.locator(".facts div", has=page.locator("dt", has_text=label)).locator("dd")
+
+
+def test_queued_jobs_show_their_wait(page: Page, web_server: ServerProcess) -> None:
+    ids = json.loads(web_server.run_app("queued_jobs", "produce").strip().splitlines()[-1])
+    web_server.run_app("queued_jobs", "work", ids["taken"])
+    web_server.wait_for(f"/api/jobs/{ids['taken']}", lambda j: j["status"] == "completed")
+    web_server.wait_for(f"/api/jobs/{ids['waiting']}", lambda j: j["queued_at"] is not None)
+
+    page.goto(f"{web_server.api}/#/jobs/{ids['waiting']}")
+    expect(page.locator("h1")).to_have_text("export us")
+    expect(page.locator(".page-header .badge")).to_have_text("pending")
+    expect(_fact(page, "Queued")).to_contain_text("(waiting ")
+    expect(_fact(page, "Started")).to_have_text("not yet: waiting in its queue")
+    expect(_fact(page, "Ended")).to_have_count(0)
+
+    page.goto(f"{web_server.api}/#/jobs/{ids['taken']}")
+    expect(page.locator("h1")).to_have_text("export eu")
+    expect(_fact(page, "Queued")).to_contain_text("(waited ")
+
+    page.goto(f"{web_server.api}/#/jobs?status=pending")
+    rows = page.locator("tr.job-row")
+    expect(rows).to_have_count(1)
+    expect(rows.locator(".col-started")).to_contain_text("queued ")
