@@ -298,5 +298,10 @@ def test_a_lake_of_the_previous_layout_gains_log_caps(
             "SELECT count(*) FROM lake.log_caps WHERE job_id IS NOT NULL"
         ).fetchone() == (0,)
         assert cap_logs_on_lake(cur, config.name, 2).logs == 0
+        # ... and every later layout: the queue times (layout 4) behind jobs.queued_at.
+        assert cur.execute(
+            "SELECT count(*) FROM lake.job_queue WHERE id IS NOT NULL"
+        ).fetchone() == (0,)
+        assert cur.execute("SELECT count(queued_at) FROM jobs").fetchone() == (0,)
     finally:
         storage.db.close()
