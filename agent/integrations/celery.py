@@ -11,7 +11,8 @@ A worker child that dies under a task (``SIGKILL``, a hard time limit) fails the
 from the main worker process instead of leaving it ``lost``.
 
 Tasks published inside a job carry its id and trace context in two message headers, so
-the task's job becomes a child job of the publisher's.
+the task's job becomes a child job of the publisher's. Publishing records the task's job
+as queued (``pending``, with ``queued_at``) until a worker starts it.
 
 Nothing here ever raises into the worker: failures are counted in
 ``jobtrail.agent_stats()``.
@@ -84,6 +85,9 @@ class CeleryInstrumentation:
         capture_logs: Export the worker's stdlib logging (task loggers included).
         record_result: Store a task's return value as the job's result (JSON).
         flush_timeout_s: Bound of the flush when a worker (process) shuts down.
+        record_queued: When a task is published by a process that configured the agent,
+            record its job as queued (``pending`` with ``queued_at`` until a worker starts
+            it); a retry is not queued again.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class CeleryInstrumentation:
         capture_logs: bool = True,
         record_result: bool = True,
         flush_timeout_s: float = _DEFAULT_FLUSH_TIMEOUT_S,
+        record_queued: bool = True,
     ) -> None:
         """Prepare the receivers (:meth:`instrument` connects them)."""
         if agent is None:
@@ -111,6 +116,7 @@ class CeleryInstrumentation:
         self._capture_logs = capture_logs
         self._record_result = record_result
         self._flush_timeout_s = flush_timeout_s
+        self._record_queued = record_queued
         self._setup_pid: int | None = None
         self._lock = threading.Lock()
         self._connected = False
@@ -155,23 +161,41 @@ class CeleryInstrumentation:
 
     # -- producer side -----------------------------------------------------------------
     def _on_publish(self, sender: Any = None, headers: Any = None, **_: Any) -> None:
-        """Name the publishing job (and its span) in the message headers."""
+        """Name the publishing job (and its span) in the message headers; record the
+        task's job as queued."""
         with self._guard("celery.publish"):
             if not isinstance(headers, dict):
                 return
             run = CURRENT_RUN.get()
-            if run is not None and headers.get("id") == run.task_id:
+            retry = run is not None and headers.get("id") == run.task_id
+            parent_id = traceparent = None
+            if run is not None and retry:
                 # A retry re-publishes the running task: keep the original parent.
                 parent_id, traceparent = run.parent_job_id, run.traceparent
-            else:
-                job = CURRENT_JOB.get()
-                if job is None or not job.id:
-                    return
+            elif (job := CURRENT_JOB.get()) is not None and job.id:
                 parent_id, traceparent = job.id, current_traceparent()
             if parent_id:
                 headers[PARENT_JOB_HEADER] = parent_id
             if traceparent:
                 headers[TRACEPARENT_HEADER] = traceparent
+            if self._record_queued and not retry and headers.get("id"):
+                self._enqueue(str(sender or headers.get("task")), str(headers["id"]))
+
+    def _enqueue(self, name: str, task_id: str) -> None:
+        """Record the task's job as queued, if this process has configured the agent.
+
+        Never configures it: in a worker's main process (``celery worker -B`` publishes
+        from there) that would hand exporters and threads to every child forked later
+        (see :meth:`_recording_agent`).
+        """
+        if self.agent._state is None:
+            return
+        task = self.app.tasks.get(name)
+        if task is not None:
+            job_type = self._type_of(task)
+        else:  # published by name, not registered here: a type function needs the task
+            job_type = self._job_type if isinstance(self._job_type, str) else name
+        self.agent.enqueue(name, type=job_type, id=task_id)
 
     # -- worker side -------------------------------------------------------------------
     def _setup_process(self) -> None:
@@ -326,6 +350,7 @@ def instrument_celery(
     capture_logs: bool = True,
     record_result: bool = True,
     flush_timeout_s: float = _DEFAULT_FLUSH_TIMEOUT_S,
+    record_queued: bool = True,
 ) -> CeleryInstrumentation:
     """Record every task ``app``'s workers run as a jobtrail job; the one call needed.
 
@@ -354,6 +379,7 @@ def instrument_celery(
         capture_logs=capture_logs,
         record_result=record_result,
         flush_timeout_s=flush_timeout_s,
+        record_queued=record_queued,
     )
     instrumentation.instrument()
     _INSTRUMENTED[id(app)] = instrumentation

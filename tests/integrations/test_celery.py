@@ -135,6 +135,9 @@ def test_celery_tasks_are_jobs(
     assert imported["parent_job_id"] == ids["producer"]
     assert imported["trace_id"] == producer["trace_id"]
     assert imported["result"] == {"rows": 120} and imported["attempt"] == 1
+    # Publishing queued it: pending from then until the worker took it.
+    assert imported["queued_at"] is not None and imported["queued_at"] <= imported["started_at"]
+    assert flaky["queued_at"] is not None and broken["queued_at"] is not None
     assert imported["attributes"]["queue"] == "celery"
     assert imported["attributes"]["worker"] == f"{pool}@test"
     assert [(s["name"], s["status"]) for s in imported["steps"]] == [
@@ -341,3 +344,34 @@ def test_a_task_joins_the_job_its_headers_name(recorded: Any, eager_app: Celery)
     ]
     assert [s.name for s in under_child] == ["work"]
     assert jobtrail.current_job() is None
+
+
+def test_publishing_queues_the_job_only_where_the_agent_is_configured(eager_app: Celery) -> None:
+    """A worker's main process may publish (``-B``): that must not configure the agent,
+    whose exporters and threads would then be handed to every child forked later."""
+    agent, logs = Agent(), InMemoryLogRecordExporter()
+    instrument_celery(eager_app, agent=agent, capture_logs=False)
+
+    @eager_app.task(name="queued.noop")
+    def noop() -> None:
+        pass
+
+    noop.apply_async()
+    assert agent._state is None
+    agent.configure(
+        span_exporter=InMemorySpanExporter(), log_exporter=logs, capture_logging=False,
+        heartbeat_interval_s=0,
+    )  # fmt: skip
+    try:
+        result = noop.apply_async()
+        agent.force_flush()
+        queued = [
+            dict(r.log_record.attributes or {})
+            for r in logs.get_finished_logs()
+            if (r.log_record.attributes or {}).get("event.name") == "job.queued"
+        ]
+        assert [(q["job.id"], q["job.type"], q["job.name"]) for q in queued] == [
+            (result.id, noop.name, noop.name)
+        ]
+    finally:
+        agent.shutdown()
