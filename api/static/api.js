@@ -74,6 +74,36 @@ export async function getJson(path, params = {}, { signal } = {}) {
   throw new ApiError(message, { kind, status: response.status, code });
 }
 
+/**
+ * Follow a download link, sending the API token when one is set: a plain link cannot carry
+ * the Authorization header, so the file is fetched and handed to the browser as a blob.
+ * Without a token the link is left to the browser. Returns whether it handled the click.
+ */
+export async function downloadWithToken(link) {
+  const token = getToken();
+  if (!token) return false;
+  let response;
+  try {
+    response = await fetch(link.href, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
+  } catch {
+    throw new ApiError("Cannot reach the jobtrail server. Is `jobtrail serve` running?", { kind: "offline" });
+  }
+  if (!response.ok) {
+    const kind = response.status === 401 || response.status === 403 ? "auth" : "http";
+    throw new ApiError(`Download failed: ${response.status} ${response.statusText}`, { kind, status: response.status });
+  }
+  const named = /filename="?([^";]+)"?/.exec(response.headers.get("Content-Disposition") || "");
+  const url = URL.createObjectURL(await response.blob());
+  const save = document.createElement("a");
+  save.href = url;
+  save.download = named ? named[1] : "";
+  document.body.append(save);
+  save.click();
+  save.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return true;
+}
+
 export const api = {
   jobs: (params, opts) => getJson("/api/jobs", params, opts),
   job: (id, opts) => getJson(`/api/jobs/${encodeURIComponent(id)}`, {}, opts),

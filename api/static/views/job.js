@@ -1,7 +1,7 @@
 // Job detail: header facts, progress, error with stack trace, result, step timeline,
 // child jobs, and the log panel with live tail while the job runs (seed 004).
 
-import { api } from "../api.js";
+import { api, downloadWithToken, getToken } from "../api.js";
 import { errorState, facts, liveIndicator, loading, progressBar, statusBadge } from "../components.js";
 import { disclosure, h } from "../dom.js";
 import { elapsedMs, formatDuration, formatJson, isLive, preciseMs, timeEl } from "../format.js";
@@ -52,7 +52,16 @@ export async function jobView({ root, params, query, signal }) {
     summary,
     h("h2", { id: "logs-heading" }, "Logs ", indicator,
       h("a", { class: "download", href: `/api/jobs/${encodeURIComponent(jobId)}/logs?format=txt`,
-               download: "", title: "All of this job's log records as a text file (also ?format=csv or jsonl)" },
+               download: "", title: "All of this job's log records as a text file (also ?format=csv or jsonl)",
+               onclick: (event) => {
+                 if (!getToken()) return;  // a plain link: the browser downloads it
+                 event.preventDefault();
+                 const link = event.currentTarget;
+                 downloadWithToken(link).catch((err) => {
+                   link.textContent = "Download failed";
+                   link.title = err.message;
+                 });
+               } },
         "Download")),
     panel.el,
   );
