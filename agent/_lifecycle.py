@@ -97,7 +97,11 @@ class JobLifecycle:
         attrs[JOB_PROGRESS] = self._percent
         if self._current_step is not None:
             attrs[JOB_CURRENT_STEP] = self._current_step
-        body = "heartbeat" if event == EVENT_JOB_HEARTBEAT else f"progress {self._percent:g}%"
+        if event == EVENT_JOB_HEARTBEAT:
+            body = "heartbeat"
+        else:  # readable on its own in the job's log (seed 002 logs each update)
+            step = f": {self._current_step}" if self._current_step is not None else ""
+            body = f"progress {self._percent:g}%{step}"
         self._rt.emitter.emit(
             level="info", body=body, attributes=attrs, span=self._span, event_name=event
         )

@@ -91,7 +91,7 @@ export function matchesFilters(log, filters) {
     const kind = !log.job_id ? "system" : log.step ? "step" : "job";
     if (!filters.type.split(",").includes(kind)) return false;
   }
-  if (log.event_name) return false;
+  if (log.event_name && !filters.events) return false;
   if (filters.q) {
     const q = filters.q.toLowerCase();
     const text = `${log.message ?? ""} ${JSON.stringify(log.data ?? {})}`.toLowerCase();

@@ -130,7 +130,7 @@ def test_progress_records_are_clamped(rec: Recorded) -> None:
     records = rec.events(EVENT_JOB_PROGRESS)
     assert [attrs(r)[JOB_PROGRESS] for r in records] == [42.5, 100.0, 0.0]
     first = records[0]
-    assert first.event_name == EVENT_JOB_PROGRESS and first.body == "progress 42.5%"
+    assert first.event_name == EVENT_JOB_PROGRESS and first.body == "progress 42.5%: fetching data"
     assert attrs(first) == {
         "event.name": EVENT_JOB_PROGRESS,
         JOB_ID: job.id,

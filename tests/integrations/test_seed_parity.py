@@ -41,9 +41,9 @@ def test_seed_patterns_through_the_real_server(server: ServerProcess) -> None:
     assert backup["current_step"] == "Complete"
     events = server.get(f"/api/jobs/{backup['id']}/logs", events="true")["logs"]
     assert [e["message"] for e in events if e["event_name"] == "job.progress"] == [
-        "progress 25%",
-        "progress 50%",
-        "progress 100%",
+        "progress 25%: Fetching data",
+        "progress 50%: Processing data",
+        "progress 100%: Complete",
     ]
     logs = server.get(f"/api/jobs/{backup['id']}/logs")["logs"]
     assert [(e["message"], e["data"]) for e in logs] == [("processed", {"records": 1000})]

@@ -20,7 +20,10 @@ def _fact(page: Page, label: str):  # noqa: ANN202 - a Playwright locator
 
 def test_queued_jobs_show_their_wait(page: Page, web_server: ServerProcess) -> None:
     ids = json.loads(web_server.run_app("queued_jobs", "produce").strip().splitlines()[-1])
-    web_server.run_app("queued_jobs", "work", ids["taken"])
+    # Lifecycle records at once (no heartbeat thread), so the progress update is sent.
+    web_server.run_app(
+        "queued_jobs", "work", ids["taken"], env={"JOBTRAIL_HEARTBEAT_INTERVAL_S": "0"}
+    )
     web_server.wait_for(f"/api/jobs/{ids['taken']}", lambda j: j["status"] == "completed")
     web_server.wait_for(f"/api/jobs/{ids['waiting']}", lambda j: j["queued_at"] is not None)
 
@@ -34,6 +37,12 @@ def test_queued_jobs_show_their_wait(page: Page, web_server: ServerProcess) -> N
     page.goto(f"{web_server.api}/#/jobs/{ids['taken']}")
     expect(page.locator("h1")).to_have_text("export eu")
     expect(_fact(page, "Queued")).to_contain_text("(waited ")
+    # Progress updates are lifecycle records: hidden from the log unless asked for.
+    rows = page.locator(".log-row")
+    expect(rows).to_have_count(1)
+    page.get_by_label("Progress updates").check()
+    expect(rows.filter(has_text="progress 50%: halfway")).to_have_count(1)
+    assert "events=true" in page.url
 
     page.goto(f"{web_server.api}/#/jobs?status=pending")
     rows = page.locator("tr.job-row")

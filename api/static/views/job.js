@@ -35,18 +35,24 @@ export async function jobView({ root, params, query, signal }) {
   const indicator = liveIndicator();
   const summary = h("div", { class: "job-summary" });
   const stepFilter = h("select", { class: "step-filter", "aria-label": "Filter by step" });
+  // Lifecycle records (progress updates, starts, heartbeats) are hidden unless asked for.
+  const eventsToggle = h("input", { type: "checkbox", class: "events-toggle" });
+  const eventsFilter = h("label", { class: "events-filter" }, eventsToggle, " Progress updates");
   let filters = {
     q: query.get("q") || "",
     level: (query.get("level") || "").split(",").filter(Boolean),
     step: query.get("step") || "",
+    events: query.get("events") === "true" ? "true" : "",
   };
+  eventsToggle.checked = Boolean(filters.events);
   const panel = createLogPanel({
     initial: filters,
-    controls: [stepFilter],
+    controls: [stepFilter, eventsFilter],
     onChange: (next) => setFilters({ ...filters, ...next }),
     loadOlder: () => loadOlder(),
   });
   stepFilter.addEventListener("change", () => setFilters({ ...filters, step: stepFilter.value }));
+  eventsToggle.addEventListener("change", () => setFilters({ ...filters, events: eventsToggle.checked ? "true" : "" }));
   root.replaceChildren(
     h("p", { class: "crumbs" }, h("a", { href: "#/jobs" }, "← Jobs")),
     summary,
@@ -97,12 +103,13 @@ export async function jobView({ root, params, query, signal }) {
   let tail = null; // AbortController of the running tail
   let firstId = null;
   let lastId = 0;
-  const logParams = () => ({ job: jobId, q: filters.q, level: filters.level, step: filters.step });
+  const logParams = () => ({ job: jobId, q: filters.q, level: filters.level, step: filters.step, events: filters.events });
 
   function setFilters(next) {
     filters = next;
     stepFilter.value = filters.step;
-    replaceQuery({ q: filters.q, level: filters.level, step: filters.step });
+    eventsToggle.checked = Boolean(filters.events);
+    replaceQuery({ q: filters.q, level: filters.level, step: filters.step, events: filters.events });
     loadLogs();
   }
 
@@ -151,7 +158,7 @@ export async function jobView({ root, params, query, signal }) {
         api.job(jobId, { signal: mine }).then((detail) => { job = detail; renderSummary(); }, () => {});
       }, Math.max(0, refreshAt - Date.now()));
     };
-    tailJobLogs(jobId, { q: filters.q, level: filters.level, step: filters.step }, {
+    tailJobLogs(jobId, { q: filters.q, level: filters.level, step: filters.step, events: filters.events }, {
       afterId: lastId,
       signal: mine,
       onStatus: (state) => indicator.set(state),

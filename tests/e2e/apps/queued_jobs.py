@@ -26,4 +26,5 @@ if sys.argv[1] == "produce":
 else:
     with jobtrail.job("export eu", type="export", id=sys.argv[2]) as job:
         job.info("picked up")
+        job.progress(50, step="halfway")
     jobtrail.shutdown()
