@@ -225,18 +225,19 @@ def build_pipeline(
         if isinstance(current, SdkTracerProvider) and current not in _OWNED:
             tp = current
     owns_tp = tp is None
+    span_queue: CountingBatchSpanProcessor | None = None
+    log_queue: CountingBatchLogRecordProcessor | None = None
     if tp is None:
         sdk_tp = SdkTracerProvider(resource=_resource(config), shutdown_on_exit=False)
         uses_otlp = span_exporter is None
         spooling = None if span_exporter is not None else otlp_or_spool("traces")
         exporter = span_exporter or spooling or _otlp_span_exporter(config)
-        sdk_tp.add_span_processor(
-            CountingBatchSpanProcessor(
-                spooling or CountingSpanExporter(exporter, counters),
-                counters,
-                **_batch_kwargs(config, config.span_export_delay_ms),
-            )
+        span_queue = CountingBatchSpanProcessor(
+            spooling or CountingSpanExporter(exporter, counters),
+            counters,
+            **_batch_kwargs(config, config.span_export_delay_ms),
         )
+        sdk_tp.add_span_processor(span_queue)
         _OWNED.add(sdk_tp)
         if set_global and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             trace.set_tracer_provider(sdk_tp)
@@ -255,18 +256,19 @@ def build_pipeline(
         uses_otlp = uses_otlp or log_exporter is None
         log_spooling = None if log_exporter is not None else otlp_or_spool("logs")
         log_exp = log_exporter or log_spooling or _otlp_log_exporter(config)
-        sdk_lp.add_log_record_processor(
-            CountingBatchLogRecordProcessor(
-                log_spooling or CountingLogRecordExporter(log_exp, counters),
-                counters,
-                **_batch_kwargs(config, config.log_export_delay_ms),
-            )
+        log_queue = CountingBatchLogRecordProcessor(
+            log_spooling or CountingLogRecordExporter(log_exp, counters),
+            counters,
+            **_batch_kwargs(config, config.log_export_delay_ms),
         )
+        sdk_lp.add_log_record_processor(log_queue)
         _OWNED.add(sdk_lp)
         if set_global and isinstance(_logs.get_logger_provider(), ProxyLoggerProvider):
             _logs.set_logger_provider(sdk_lp)
         lp = sdk_lp
 
+    if span_queue is not None or log_queue is not None:
+        counters.watch_queues(span_queue, log_queue, config.max_queue_size)
     if spool is not None:
         spool.start()
     return Pipeline(

@@ -10,6 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass, fields
 from types import TracebackType
+from typing import Any
 
 _logger = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ class AgentStats:
         spool_dropped: Spooled records removed to keep the spool under its size cap, or
             refused by the collector when replayed.
         endpoint_reachable: Result of the TCP probe at configure; ``None`` when not probed.
+        spans_queued: Spans waiting in the export queue now (agent-owned pipeline only).
+        logs_queued: Log records waiting in the export queue now.
+        queue_capacity: Records each signal's queue holds (``max_queue_size``; 0 when the
+            application's own providers are used); the oldest go first beyond it.
 
     Example:
         >>> import jobtrail
@@ -55,9 +60,23 @@ class AgentStats:
     spool_replayed: int = 0
     spool_dropped: int = 0
     endpoint_reachable: bool | None = None
+    spans_queued: int = 0
+    logs_queued: int = 0
+    queue_capacity: int = 0
 
 
-_COUNTER_NAMES = frozenset(f.name for f in fields(AgentStats) if f.name != "endpoint_reachable")
+#: Read from the export queues when a snapshot is taken, not counted.
+_GAUGES = frozenset({"endpoint_reachable", "spans_queued", "logs_queued", "queue_capacity"})
+_COUNTER_NAMES = frozenset(f.name for f in fields(AgentStats) if f.name not in _GAUGES)
+
+
+def queue_length(processor: Any) -> int:
+    """Records in an SDK batch processor's queue now (its private state; 0 if renamed)."""
+    queue = getattr(getattr(processor, "_batch_processor", None), "_queue", None)
+    try:
+        return len(queue) if queue is not None else 0
+    except TypeError:
+        return 0
 
 
 class Counters:
@@ -73,6 +92,14 @@ class Counters:
         self._values: dict[str, int] = dict.fromkeys(_COUNTER_NAMES, 0)
         self._endpoint_reachable: bool | None = None
         self._logged_where: set[str] = set()
+        self._queues: dict[str, Any] = {}
+        self._queue_capacity = 0
+
+    def watch_queues(self, spans: Any, logs: Any, capacity: int) -> None:
+        """Report the current length of these batch processors' queues in snapshots."""
+        with self._lock:
+            self._queues = {"spans_queued": spans, "logs_queued": logs}
+            self._queue_capacity = capacity
 
     def add(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the counter ``name`` (one of the :class:`AgentStats` int fields)."""
@@ -117,7 +144,13 @@ class Counters:
     def snapshot(self) -> AgentStats:
         """Return the current values as an immutable :class:`AgentStats`."""
         with self._lock:
-            return AgentStats(endpoint_reachable=self._endpoint_reachable, **self._values)
+            queued = {name: queue_length(p) for name, p in self._queues.items() if p is not None}
+            return AgentStats(
+                endpoint_reachable=self._endpoint_reachable,
+                queue_capacity=self._queue_capacity if queued else 0,
+                **queued,
+                **self._values,
+            )
 
 
 class Guard:

@@ -10,7 +10,9 @@ from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from jobtrail.agent import Agent
 from jobtrail.agent._export import CountingBatchLogRecordProcessor
 from jobtrail.agent._stats import Counters
 
@@ -59,3 +61,26 @@ def test_queued_record_matches_the_sdk_processors() -> None:
         assert got.log_record is not expected.log_record
     finally:
         provider.shutdown()
+
+
+def test_stats_show_what_waits_in_the_export_queues() -> None:
+    """Seeds 000 and 003 ask their loggers how much is queued and how much fits."""
+    agent = Agent()
+    agent.configure(
+        span_exporter=InMemorySpanExporter(), log_exporter=InMemoryLogRecordExporter(),
+        capture_logging=False, heartbeat_interval_s=0, max_queue_size=1000,
+        log_export_delay_ms=60_000, span_export_delay_ms=60_000,
+    )  # fmt: skip
+    try:
+        with agent.job("queued up", type="t") as job:
+            for i in range(40):
+                job.info("line", i=i)
+        stats = agent.stats()
+        # 40 lines plus job.started, sent at once without a heartbeat thread
+        assert (stats.logs_queued, stats.spans_queued, stats.queue_capacity) == (41, 1, 1000)
+        assert agent.force_flush(timeout_s=5)
+        stats = agent.stats()
+        assert (stats.logs_queued, stats.spans_queued) == (0, 0)
+        assert stats.logs_exported == 41 and stats.spans_exported == 1
+    finally:
+        agent.shutdown(timeout_s=1)
