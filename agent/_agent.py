@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import secrets
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +18,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ._config import AgentConfig, resolve_config
-from ._enqueue import enqueue_job
+from ._enqueue import EnqueueMixin
 from ._execute import ExecuteMixin
 from ._job import Job
 from ._logging_handler import instrument_logger, level_number
@@ -36,7 +35,7 @@ _DEFAULT_TIMEOUT_S = 5.0
 _DEAD_COLLECTOR_EXIT_TIMEOUT_S = 0.5
 
 
-class Agent(ExecuteMixin):
+class Agent(ExecuteMixin, EnqueueMixin):
     """One jobtrail pipeline: OTel providers, options, and the jobs started through it.
 
     An agent configures itself from the environment on first use; call :meth:`configure`
@@ -306,35 +305,6 @@ class Agent(ExecuteMixin):
         except Exception as exc:
             self._counters.internal_error("job", exc)
             return Job(self._noop, str(name), type=str(type))
-
-    def enqueue(
-        self,
-        name: str,
-        /,
-        *,
-        type: str,
-        owner: str | None = None,
-        operation: str | None = None,
-        total_steps: int | None = None,
-        id: str | None = None,
-        **metadata: Any,
-    ) -> str:
-        """Record a job put in a queue; it shows as ``pending`` until a worker starts it.
-
-        Pass the returned id with the job; the worker runs it as ``job(name, type=...,
-        id=job_id)``. Arguments as :meth:`job`; never raises (the id is returned anyway).
-
-        Example:
-            >>> import jobtrail
-            >>> job_id = jobtrail.enqueue("nightly export", type="export", owner="ops")
-            >>> with jobtrail.job("nightly export", type="export", id=job_id) as job:
-            ...     job.info("picked up by a worker")
-        """
-        job_id = str(id) if id else secrets.token_hex(8)
-        with self._counters.guard("enqueue"):
-            enqueue_job(self._runtime(), name, type=type, owner=owner, operation=operation,
-                        total_steps=total_steps, id=job_id, metadata=metadata)  # fmt: skip
-        return job_id
 
     # -- lifecycle --------------------------------------------------------------------------------
     def force_flush(self, timeout_s: float = _DEFAULT_TIMEOUT_S) -> bool:

@@ -9,6 +9,7 @@ its ``queued_at`` time, so a job stuck in the queue is visible, and never taken 
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from opentelemetry import trace
@@ -28,8 +29,9 @@ from jobtrail.semconv import (
 from ._context import CURRENT_JOB
 from ._encode import AttributeValue, encode_data
 from ._runtime import Runtime
+from ._stats import Counters
 
-__all__ = ["enqueue_job"]
+__all__ = ["EnqueueMixin", "enqueue_job"]
 
 
 def enqueue_job(
@@ -66,3 +68,41 @@ def enqueue_job(
         span=trace.INVALID_SPAN,
         event_name=EVENT_JOB_QUEUED,
     )
+
+
+class EnqueueMixin:
+    """``enqueue`` of :class:`~jobtrail.agent.Agent`, on its counters and ``_runtime``."""
+
+    _counters: Counters
+
+    def _runtime(self) -> Runtime:
+        raise NotImplementedError
+
+    def enqueue(
+        self,
+        name: str,
+        /,
+        *,
+        type: str,
+        owner: str | None = None,
+        operation: str | None = None,
+        total_steps: int | None = None,
+        id: str | None = None,
+        **metadata: Any,
+    ) -> str:
+        """Record a job put in a queue; it shows as ``pending`` until a worker starts it.
+
+        Pass the returned id with the job; the worker runs it as ``job(name, type=...,
+        id=job_id)``. Arguments as :meth:`job`; never raises (the id is returned anyway).
+
+        Example:
+            >>> import jobtrail
+            >>> job_id = jobtrail.enqueue("nightly export", type="export", owner="ops")
+            >>> with jobtrail.job("nightly export", type="export", id=job_id) as job:
+            ...     job.info("picked up by a worker")
+        """
+        job_id = str(id) if id else secrets.token_hex(8)
+        with self._counters.guard("enqueue"):
+            enqueue_job(self._runtime(), name, type=type, owner=owner, operation=operation,
+                        total_steps=total_steps, id=job_id, metadata=metadata)  # fmt: skip
+        return job_id
