@@ -178,6 +178,7 @@ def test_stats_page_renders_the_api_numbers(
     expect(page.locator("svg.chart rect.bar-failed")).to_have_count(1)
     assert page.locator("svg.chart rect.bar-completed").count() >= 1
     expect(page.locator(".recent-errors a")).to_have_text(["broken export"])
+
     fatal = stats["logs"]["by_level"]["fatal"]
     expect(page.locator('[data-panel="levels"] li[data-key="fatal"] .count-value')).to_have_text(
         str(fatal)
@@ -185,6 +186,15 @@ def test_stats_page_renders_the_api_numbers(
     expect(page.locator('[data-panel="categories"]')).to_contain_text("billing.scheduler")
     page.locator(".recent-errors a").click()
     expect(page.locator("h1")).to_have_text("broken export")
+
+    # One owner's jobs (seed 000's per-project stats): the API's numbers for that owner.
+    ann = web_server.get("/api/stats", since="24h", owner="ann")
+    assert 0 < ann["jobs"]["total"] < stats["jobs"]["total"]
+    page.goto(f"{web_server.api}/#/stats")
+    page.get_by_label("Only the jobs of this owner").fill("ann")
+    page.get_by_label("Only the jobs of this owner").press("Enter")
+    expect(page.locator('[data-stat="total"] .card-value')).to_have_text(str(ann["jobs"]["total"]))
+    assert "owner=ann" in page.url
 
 
 def test_logs_page_filters_system_logs(

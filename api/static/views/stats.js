@@ -15,12 +15,21 @@ export async function statsView({ root, query, signal }) {
   document.title = "Stats · jobtrail";
   const since = query.get("since") || "24h";
   const type = query.get("type") || "";
-  const range = h("select", { "aria-label": "Time range", onchange: (e) => navigate("/stats", { since: e.target.value, type }) },
+  // One owner's or one service's jobs (seed 000's per-project stats); exact match.
+  const owner = query.get("owner") || "";
+  const service = query.get("service") || "";
+  const go = (change) => navigate("/stats", { since, type, owner, service, ...change });
+  const range = h("select", { "aria-label": "Time range", onchange: (e) => go({ since: e.target.value }) },
     RANGES.map(([v, label]) => h("option", { value: v, selected: v === since }, label)));
+  const scope = (name, value) => h("input", {
+    type: "search", class: "stats-scope", placeholder: name, "aria-label": `Only the jobs of this ${name}`,
+    value, onchange: (e) => go({ [name]: e.target.value.trim() }),
+  });
   const body = h("div", {}, loading("Loading stats…"));
-  root.append(pageHeader("Stats", type ? h("span", { class: "tag" }, `type ${type}`) : null, range), body);
+  root.append(pageHeader("Stats", type ? h("span", { class: "tag" }, `type ${type}`) : null,
+    scope("owner", owner), scope("service", service), range), body);
 
-  const params = { since: since === "all" ? null : since, type };
+  const params = { since: since === "all" ? null : since, type, owner, service };
   let stats;
   try {
     stats = await api.stats(params, { signal });
