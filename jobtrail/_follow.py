@@ -122,6 +122,7 @@ def follow_logs(
     step: str | None = None,
     q: str | None = None,
     events: bool = False,
+    span_id: str | None = None,
     json_output: bool = False,
     console: Console | None = None,
 ) -> int:
@@ -137,7 +138,7 @@ def follow_logs(
     """
     out = console or Console()
     follower = _LogFollower(out, json_output=json_output)
-    params = {"level": level, "step": step, "q": q, "events": events}
+    params = {"level": level, "step": step, "span_id": span_id, "q": q, "events": events}
     try:
         job = _print_existing(api, job_id, params, follower)
         status = str(job.get("status"))

@@ -136,6 +136,7 @@ def render_job(console: Console, job: dict[str, Any]) -> None:
         ("Service", job.get("service") or ""),
         ("Progress", _progress(job)),
         ("Attempt", str(job.get("attempt") or "")),
+        ("Queued", _time(job.get("queued_at"))),
         ("Started", _time(job.get("started_at"))),
         ("Ended", _time(job.get("ended_at"))),
         ("Duration", duration(job.get("duration_ms"))),
@@ -157,16 +158,20 @@ def render_job(console: Console, job: dict[str, Any]) -> None:
     console.print(Panel(facts, title=title, title_align="left", expand=False))
     if job.get("steps"):
         steps = Table(title="Steps", title_justify="left", header_style="bold")
-        for name in ("#", "Step", "Status", "Started", "Duration", "Error"):
+        for name in ("#", "Step", "Status", "Started", "Duration", "Error", "Span"):
             steps.add_column(name)
         for step in job["steps"]:
+            skipped = (step.get("attributes") or {}).get("skip_reason")
             steps.add_row(
                 str(step.get("seq") or ""),
                 Text(step.get("name") or ""),
                 _status(step["status"]),
                 _time(step.get("started_at")),
                 duration(step.get("duration_ms")),
-                Text(_short(step.get("error")), style="red"),
+                Text(_short(step.get("error")), style="red")
+                if step.get("error")
+                else Text(_short(skipped), style="dim"),
+                Text(step.get("span_id") or "", style="dim"),  # `jobtrail logs --span-id`
             )
         console.print(steps)
     if job.get("children"):

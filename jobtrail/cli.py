@@ -103,7 +103,9 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         args.id,
         level=args.level,
         step=args.step,
+        span_id=args.span_id,
         q=args.q,
+        events=args.events,
         follow=args.follow,
         json_output=args.json,
     )
@@ -197,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--level", help="comma list: debug,info,success,warn,error,fatal")
     p.add_argument("--step")
+    p.add_argument("--span-id", help="one run of a step: its span id (see `jobtrail job`)")
     p.add_argument("-q", dest="q", help="text search")
+    p.add_argument(
+        "--events", action="store_true", help="include progress updates and other lifecycle records"
+    )
     p.add_argument(
         "-f", "--follow", action="store_true",
         help="keep printing new records until the job ends; exit 0 if it completed, else 1",

@@ -306,6 +306,7 @@ def cmd_logs(
     limit: int = 1000,
     events: bool = False,
     follow: bool = False,
+    span_id: str | None = None,
     json_output: bool = False,
     console: Console | None = None,
     token: str | None = None,
@@ -319,6 +320,7 @@ def cmd_logs(
         level: Comma list of levels (``warn,error``).
         step: Only records of this step.
         q: Case-insensitive text search in message and data.
+        span_id: Only records of this run of a step (its span id, as in ``jobtrail job``).
         after_id: Only records after this id (continue where a previous call stopped).
         limit: Most records to fetch (1-10000).
         events: Include lifecycle records (``job.started``, ``job.progress``, ...).
@@ -340,12 +342,13 @@ def cmd_logs(
         from jobtrail._follow import follow_logs
 
         return follow_logs(
-            api, job_id, level=level, step=step, q=q, events=events,
+            api, job_id, level=level, step=step, q=q, events=events, span_id=span_id,
             json_output=json_output, console=console,
         )  # fmt: skip
     params = {
         "level": level,
         "step": step,
+        "span_id": span_id,
         "q": q,
         "after_id": after_id,
         "limit": limit,

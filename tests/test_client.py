@@ -86,6 +86,7 @@ async def test_job_view(base_url: str) -> None:
     for text in ("nightly import", "download", "transform", "skipped", "rebuild index",
                  '"rows": 300', "Child jobs (1)", "info 12"):  # fmt: skip
         assert text in out, text
+    assert "d1d1d1d1d1d1d1d1" in out  # each step run's span id, for `logs --span-id`
     code, out = await run(client.cmd_job, base_url, "export-1")
     assert code == 0 and "disk full" in out and 'raise ValueError("disk full")' in out
     code, out = await run(client.cmd_job, base_url, "export-1", json_output=True)
@@ -175,3 +176,16 @@ def test_durations() -> None:
     assert [duration(ms) for ms in (None, 850, 12_345, 90_000, 7_500_000, 2e8)] == [
         "", "850ms", "12.3s", "1m30s", "2h05m", "2d7h"
     ]  # fmt: skip
+
+
+async def test_logs_of_one_step_run(base_url: str) -> None:
+    code, out = await run(client.cmd_logs, base_url, "import-1", span_id="not-a-span")
+    assert code == 1  # the API refused it (a 400 naming span_id: tests/api)
+    code, everything = await run(client.cmd_logs, base_url, "import-1")
+    assert code == 0 and "download line 3" in everything
+    code, out = await run(client.cmd_logs, base_url, "import-1", span_id="d1d1d1d1d1d1d1d1")
+    assert code == 0 and "download line" not in out  # these records name no step run
+    args = build_parser().parse_args(
+        ["logs", "import-1", "--span-id", "d1d1d1d1d1d1d1d1", "--events"]
+    )
+    assert (args.span_id, args.events) == ("d1d1d1d1d1d1d1d1", True)
