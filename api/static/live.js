@@ -84,6 +84,7 @@ export function matchesFilters(log, filters) {
   const levels = [filters.level || []].flat().filter(Boolean);
   if (levels.length && !levels.includes(log.level)) return false;
   if (filters.step && log.step !== filters.step) return false;
+  if (filters.span_id && log.step_span_id !== filters.span_id && log.span_id !== filters.span_id) return false;
   if (filters.job && log.job_id !== filters.job) return false;
   if (filters.service && log.service !== filters.service) return false;
   if (filters.category && !filters.category.split(",").includes(log.category)) return false;

@@ -1,4 +1,5 @@
-"""A queued job on the page: pending, when it was queued and how long it has waited.
+"""A queued job on the page: pending, when it was queued and how long it has waited; and
+the logs of one run of a step that ran twice.
 
 Its own module, so its own server: the other page modules wait for every job to finish.
 """
@@ -6,10 +7,13 @@ Its own module, so its own server: the other page modules wait for every job to 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from e2e.harness import ServerProcess
 from playwright.sync_api import Page, expect
+
+from web.pages import run_web_app
 
 pytestmark = pytest.mark.e2e
 
@@ -48,3 +52,21 @@ def test_queued_jobs_show_their_wait(page: Page, web_server: ServerProcess) -> N
     rows = page.locator("tr.job-row")
     expect(rows).to_have_count(1)
     expect(rows.locator(".col-started")).to_contain_text("queued ")
+
+
+def test_a_step_that_ran_twice_shows_each_runs_logs(page: Page, web_server: ServerProcess) -> None:
+    job_id = run_web_app(web_server, "step_runs_app")["job"]
+    web_server.wait_for(f"/api/jobs/{job_id}", lambda j: j["status"] == "completed")
+    page.goto(f"{web_server.api}/#/jobs/{job_id}")
+    rows = page.locator(".log-row")
+    expect(rows).to_have_count(3)
+    page.locator(".step .step-name", has_text="upload").nth(1).click()
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("upload attempt 2")
+    assert "span_id=" in page.url
+    expect(page.get_by_label("Filter by step")).to_have_value(re.compile(r"^run:[0-9a-f]{16}$"))
+    page.get_by_label("Filter by step").select_option(label="upload")  # every run of it
+    expect(rows).to_have_count(2)
+    page.locator(".step .step-name", has_text="notify").click()  # ran once: by name
+    expect(rows).to_have_text(re.compile("notified"))
+    assert "step=notify" in page.url and "span_id=" not in page.url

@@ -42,6 +42,8 @@ export async function jobView({ root, params, query, signal }) {
     q: query.get("q") || "",
     level: (query.get("level") || "").split(",").filter(Boolean),
     step: query.get("step") || "",
+    // One run of a step (its span id), when a step of that name ran more than once.
+    span_id: query.get("span_id") || "",
     events: query.get("events") === "true" ? "true" : "",
   };
   eventsToggle.checked = Boolean(filters.events);
@@ -51,7 +53,12 @@ export async function jobView({ root, params, query, signal }) {
     onChange: (next) => setFilters({ ...filters, ...next }),
     loadOlder: () => loadOlder(),
   });
-  stepFilter.addEventListener("change", () => setFilters({ ...filters, step: stepFilter.value }));
+  stepFilter.addEventListener("change", () => {
+    const value = stepFilter.value;
+    setFilters(value.startsWith(RUN_PREFIX)
+      ? { ...filters, step: "", span_id: value.slice(RUN_PREFIX.length) }
+      : { ...filters, step: value, span_id: "" });
+  });
   eventsToggle.addEventListener("change", () => setFilters({ ...filters, events: eventsToggle.checked ? "true" : "" }));
   root.replaceChildren(
     h("p", { class: "crumbs" }, h("a", { href: "#/jobs" }, "← Jobs")),
@@ -83,33 +90,38 @@ export async function jobView({ root, params, query, signal }) {
     shownSignature = signature;
     const focusKey = document.activeElement?.dataset?.key;
     const openStack = summary.querySelector(".stack-toggle")?.getAttribute("aria-expanded") === "true";
-    summary.replaceChildren(...summaryParts(job, { openStack, onStep: (name) => setFilters({ ...filters, step: name }) }));
+    summary.replaceChildren(...summaryParts(job, { openStack, onStep: (step) => setFilters(stepFilterOf(job.steps, step, filters)) }));
     if (focusKey) summary.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus();
   }
 
   function fillStepFilter(steps) {
     const names = [...new Set(steps.map((s) => s.name).filter(Boolean))];
     if (filters.step && !names.includes(filters.step)) names.push(filters.step);
+    // A name that ran more than once also gets one entry per run.
+    const options = [["", "All steps"]];
+    for (const name of names) {
+      options.push([name, name]);
+      const runs = steps.filter((s) => s.name === name);
+      if (runs.length > 1) runs.forEach((s, i) => options.push([RUN_PREFIX + s.span_id, `${name} #${i + 1}`]));
+    }
     const current = [...stepFilter.options].map((o) => o.value).join("\n");
-    if (current === ["", ...names].join("\n")) { stepFilter.value = filters.step; return; }
-    stepFilter.replaceChildren(
-      h("option", { value: "" }, "All steps"),
-      ...names.map((name) => h("option", { value: name }, name)),
-    );
-    stepFilter.value = filters.step;
+    if (current !== options.map(([v]) => v).join("\n")) {
+      stepFilter.replaceChildren(...options.map(([value, label]) => h("option", { value }, label)));
+    }
+    stepFilter.value = stepFilterValue(filters);
   }
 
   // -- logs ------------------------------------------------------------------------------
   let tail = null; // AbortController of the running tail
   let firstId = null;
   let lastId = 0;
-  const logParams = () => ({ job: jobId, q: filters.q, level: filters.level, step: filters.step, events: filters.events });
+  const logParams = () => ({ job: jobId, q: filters.q, level: filters.level, step: filters.step, span_id: filters.span_id, events: filters.events });
 
   function setFilters(next) {
     filters = next;
-    stepFilter.value = filters.step;
+    stepFilter.value = stepFilterValue(filters);
     eventsToggle.checked = Boolean(filters.events);
-    replaceQuery({ q: filters.q, level: filters.level, step: filters.step, events: filters.events });
+    replaceQuery({ q: filters.q, level: filters.level, step: filters.step, span_id: filters.span_id, events: filters.events });
     loadLogs();
   }
 
@@ -158,7 +170,7 @@ export async function jobView({ root, params, query, signal }) {
         api.job(jobId, { signal: mine }).then((detail) => { job = detail; renderSummary(); }, () => {});
       }, Math.max(0, refreshAt - Date.now()));
     };
-    tailJobLogs(jobId, { q: filters.q, level: filters.level, step: filters.step, events: filters.events }, {
+    tailJobLogs(jobId, { q: filters.q, level: filters.level, step: filters.step, span_id: filters.span_id, events: filters.events }, {
       afterId: lastId,
       signal: mine,
       onStatus: (state) => indicator.set(state),
@@ -188,6 +200,21 @@ function queuedFact(job) {
   const started = job.started_at ? preciseMs(job.started_at) : Date.now();
   const wait = formatDuration(Math.max(0, started - queued));
   return [timeEl(job.queued_at), ` (${job.started_at ? `waited ${wait}` : `waiting ${wait}`})`];
+}
+
+const RUN_PREFIX = "run:";
+
+/** The step select's value for these filters: a run, a step name, or all. */
+function stepFilterValue(filters) {
+  return filters.span_id ? RUN_PREFIX + filters.span_id : filters.step;
+}
+
+/** Filters showing one step's logs: its name, or its run when the name ran more than once. */
+function stepFilterOf(steps, step, filters) {
+  const repeated = (steps || []).filter((s) => s.name === step.name).length > 1;
+  return repeated && step.span_id
+    ? { ...filters, step: "", span_id: step.span_id }
+    : { ...filters, step: step.name || "", span_id: "" };
 }
 
 function summaryParts(job, { openStack, onStep }) {
@@ -267,7 +294,7 @@ function stepTimeline(job, onStep) {
           class: "linkish step-name",
           title: "Show this step's logs",
           dataset: { key: `step-${i}` },
-          onclick: () => onStep(step.name || ""),
+          onclick: () => onStep(step),
         }, step.name || "(unnamed)"),
         statusBadge(step.status),
         h("span", { class: "step-duration" }, formatDuration(duration), step.status === "running" ? "…" : ""),
