@@ -8,6 +8,7 @@ suffix, so calls never see each other's jobs in one database.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 from otlp_build import log, logs_request, new_span_id, new_trace_id, span, traces_request
 
 from jobtrail.collector import decode_logs, decode_traces
+from jobtrail.storage import Database
 from jobtrail.storage.writer import BatchWriter
 
 Request = tuple[str, Any]  # ("traces" | "logs", request)
@@ -91,3 +93,14 @@ async def store(writer: BatchWriter, request: Request) -> None:
     kind, req = request
     decoded = decode_traces(req) if kind == "traces" else decode_logs(req)
     await writer.write(decoded.batch)
+
+
+async def store_all(db: Database, requests: list[Request]) -> None:
+    """Store ``requests`` in ``db`` through a real writer, closed afterwards."""
+    writer = BatchWriter(db)
+    writer.start()
+    try:
+        for request in requests:
+            await store(writer, request)
+    finally:
+        await asyncio.to_thread(writer.close)

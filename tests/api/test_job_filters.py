@@ -17,11 +17,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
-from step_runs import StepRuns, step_runs, store
+from step_runs import StepRuns, step_runs, store_all
 
 from jobtrail.api import Broker, create_app
 from jobtrail.storage import Database
-from jobtrail.storage.writer import BatchWriter
 
 Client = TestClient[web.Request, web.Application]
 
@@ -37,13 +36,7 @@ def runs() -> StepRuns:
 @pytest.fixture
 async def fed(tmp_path: Path, runs: StepRuns) -> AsyncIterator[Database]:
     db = Database(tmp_path / "db.duckdb")
-    writer = BatchWriter(db)
-    writer.start()
-    try:
-        for request in runs.requests:
-            await store(writer, request)
-    finally:
-        await asyncio.to_thread(writer.close)
+    await store_all(db, runs.requests)
     yield db
     db.close()
 

@@ -7,17 +7,15 @@ embedded file fed the same requests through the embedded writer.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from lakehelp import settle
-from step_runs import StepRuns, step_runs, store
+from step_runs import StepRuns, step_runs, store, store_all
 
 from jobtrail.storage import Database, queries
 from jobtrail.storage.lake import LakeStorage
-from jobtrail.storage.writer import BatchWriter
 
 
 def _rows(page: list[Any]) -> list[tuple[Any, ...]]:
@@ -52,13 +50,7 @@ async def test_span_id_and_stats_filters_give_the_embedded_answers(
     runs = step_runs()
     now = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
     db = Database(tmp_path / "reference.duckdb")
-    writer = BatchWriter(db)
-    writer.start()
-    try:
-        for request in runs.requests:
-            await store(writer, request)
-    finally:
-        await asyncio.to_thread(writer.close)
+    await store_all(db, runs.requests)
     try:
         expected = answers(db.cursor(), runs, now)
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -12,13 +11,12 @@ from typing import Any
 import duckdb
 import pytest
 from sample_jobs import BASE, JOB_IMPORT_LOG_IDS, LOG_COUNT, TRACE_IMPORT, fill_db
-from step_runs import step_runs, store
+from step_runs import step_runs, store_all
 
 from jobtrail.storage import Database
 from jobtrail.storage import queries as q
 from jobtrail.storage._sql import decode_cursor, encode_cursor
 from jobtrail.storage.live import jobs_by_ids, log_matches, logs_in_range
-from jobtrail.storage.writer import BatchWriter
 
 
 @pytest.fixture
@@ -195,13 +193,7 @@ async def test_live_filter_matches_the_sql_filter_on_span_id(tmp_path: Path) -> 
     """Live streams check rows in Python: the same records as the SQL, for every span."""
     runs = step_runs()
     db = Database(tmp_path / "runs.duckdb")
-    writer = BatchWriter(db)
-    writer.start()
-    try:
-        for request in runs.requests:
-            await store(writer, request)
-    finally:
-        await asyncio.to_thread(writer.close)
+    await store_all(db, runs.requests)
     try:
         cur = db.cursor()
         rows = logs_in_range(cur, 1, 1000)
