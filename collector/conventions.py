@@ -212,32 +212,21 @@ def step_from_span(
     )
 
 
-def _metadata_of(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _describe(job: JobUpdate, attrs: dict[str, Any], service: str | None) -> JobUpdate:
+    """Fill what ``job.queued`` and ``job.started`` both say about the job itself."""
+    job.type = _str(attrs.get(sc.JOB_TYPE))
+    job.name = _str(attrs.get(sc.JOB_NAME))
+    job.owner = _str(attrs.get(sc.JOB_OWNER))
+    job.operation = _str(attrs.get(sc.JOB_OPERATION))
+    job.total_steps = _int(attrs.get(sc.JOB_TOTAL_STEPS))
+    job.parent_job_id = _str(attrs.get(sc.JOB_PARENT_ID))
+    job.service = service
+    job.attributes = {
         k[len(sc.JOB_METADATA_PREFIX) :]: v
         for k, v in attrs.items()
         if k.startswith(sc.JOB_METADATA_PREFIX)
     }
-
-
-def _queued(job_id: str, at: datetime, attrs: dict[str, Any], service: str | None) -> JobUpdate:
-    """A ``job.queued`` record: the job exists, ``pending``, from ``at``. Its trace and span
-    are the enqueuing code's, not the job's, so they are not taken; it sets no status, so
-    a record of the running job that arrived first is not undone."""
-    return JobUpdate(
-        id=job_id,
-        final=False,
-        seen_at=at,
-        queued_at=at,
-        type=_str(attrs.get(sc.JOB_TYPE)),
-        name=_str(attrs.get(sc.JOB_NAME)),
-        owner=_str(attrs.get(sc.JOB_OWNER)),
-        operation=_str(attrs.get(sc.JOB_OPERATION)),
-        total_steps=_int(attrs.get(sc.JOB_TOTAL_STEPS)),
-        parent_job_id=_str(attrs.get(sc.JOB_PARENT_ID)),
-        service=service,
-        attributes=_metadata_of(attrs),
-    )
+    return job
 
 
 def lifecycle_updates(
@@ -284,21 +273,18 @@ def lifecycle_updates(
     if not job_id:
         return None, None
     if event == sc.EVENT_JOB_QUEUED:
-        return _queued(job_id, at, attrs, service), None
+        # The job exists, ``pending``, from ``at``. The record's trace and span are the
+        # enqueuing code's, not the job's, so they are not taken; it sets no status, so a
+        # record of the running job that arrived first is not undone.
+        queued = JobUpdate(id=job_id, final=False, seen_at=at, queued_at=at)
+        return _describe(queued, attrs, service), None
     job = JobUpdate(id=job_id, final=False, seen_at=at, status="running")
     if event == sc.EVENT_JOB_STARTED:
+        _describe(job, attrs, service)
         job.trace_id, job.span_id = trace_id, span_id
-        job.type = _str(attrs.get(sc.JOB_TYPE))
-        job.name = _str(attrs.get(sc.JOB_NAME))
-        job.owner = _str(attrs.get(sc.JOB_OWNER))
-        job.operation = _str(attrs.get(sc.JOB_OPERATION))
-        job.total_steps = _int(attrs.get(sc.JOB_TOTAL_STEPS))
         job.attempt = _int(attrs.get(sc.JOB_ATTEMPT))
-        job.parent_job_id = _str(attrs.get(sc.JOB_PARENT_ID))
-        job.service = service
         job.started_at = at
         job.progress = 0.0
-        job.attributes = _metadata_of(attrs)
     elif event == sc.EVENT_JOB_PROGRESS:
         job.progress = _float(attrs.get(sc.JOB_PROGRESS))
         job.current_step = _str(attrs.get(sc.JOB_CURRENT_STEP))
