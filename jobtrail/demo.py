@@ -1,8 +1,9 @@
 """``jobtrail demo``: realistic sample jobs sent through the agent to a running server.
 
 Successes, a failure with a traceback, child jobs, a skipped step, a cancelled job,
-progress, stdlib ``logging`` inside steps, and a few thousand log lines — enough to make
-every view of the API and the page show something real.
+progress, stdlib ``logging`` inside steps, queued jobs (one still waiting for a worker), and
+a few thousand log lines — enough to make every view of the API and the page show something
+real.
 """
 
 from __future__ import annotations
@@ -91,7 +92,20 @@ def _report(rng: random.Random) -> None:
         job.cancel("superseded by a newer request")
 
 
-_TEMPLATES = (_nightly_import, _backup, _newsletter, _nightly_import, _report, _backup)
+def _invoices(rng: random.Random) -> None:
+    """Queued by a scheduler, taken by a worker a moment later (the wait shows on the page)."""
+    month = f"2026-{rng.randint(1, 12):02d}"
+    job_id = jobtrail.enqueue("monthly invoices", type="billing", owner="finance", month=month)
+    time.sleep(0.05)
+    with jobtrail.job("monthly invoices", type="billing", id=job_id, month=month) as job:
+        for customer in range(20):
+            job.info("invoice issued", customer=customer, cents=rng.randint(1_000, 90_000))
+        job.result = {"invoices": 20}
+
+
+_TEMPLATES = (
+    _nightly_import, _backup, _newsletter, _invoices, _nightly_import, _report, _backup,
+)  # fmt: skip
 
 
 def run_demo(*, endpoint: str | None = None, jobs: int = 12) -> int:
@@ -102,6 +116,8 @@ def run_demo(*, endpoint: str | None = None, jobs: int = 12) -> int:
     started = time.monotonic()
     for i in range(jobs):
         _TEMPLATES[i % len(_TEMPLATES)](rng)
+    # No worker takes this one: it stays pending, waiting in its queue.
+    jobtrail.enqueue("yearly archive", type="archive", owner="ops")
     jobtrail.shutdown()
     print(f"jobtrail demo: {jobs} jobs sent in {time.monotonic() - started:.1f} s")
     return 0
