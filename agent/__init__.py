@@ -2,7 +2,8 @@
 
 A job is a span, each step a child span, and everything the job logs an OTel log record
 linked to them; lifecycle records (``job.started``, ``job.progress``, ``step.started``,
-``job.heartbeat``) make running jobs visible before their spans end.
+``job.heartbeat``) make running jobs visible before their spans end, and ``job.queued``
+(:func:`enqueue`) shows a job waiting in a queue before it runs.
 
 Example:
     >>> import jobtrail
