@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 from jobtrail.semconv import LEVELS
 
+from ._emitter import LEVEL_ALIASES
+
 _logger = logging.getLogger(__name__)
 
 __all__ = ["AgentConfig", "resolve_config"]
@@ -43,7 +45,6 @@ _DEFAULT_HEARTBEAT_INTERVAL_S = 30.0
 _DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
 #: Every level is sent unless the application asks for less.
 _DEFAULT_MIN_LEVEL = "debug"
-_LEVEL_ALIASES = {"warning": "warn", "critical": "fatal"}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -122,7 +123,7 @@ def _pick(
 
 def _level_name(text: str) -> str:
     name = str(text).strip().lower()
-    return _LEVEL_ALIASES.get(name, name)
+    return LEVEL_ALIASES.get(name, name)
 
 
 def _positive(v: float) -> bool:

@@ -28,7 +28,8 @@ SCOPE_NAME = "jobtrail.agent"
 #: ``LogRecord.event_name`` appeared in the logs API around 1.35; older SDKs reject it.
 _HAS_EVENT_NAME = "event_name" in inspect.signature(ApiLogger.emit).parameters
 
-_LEVEL_ALIASES = {"warning": "warn", "critical": "fatal", "err": "error", "trace": "debug"}
+#: Other names for the levels, as logging libraries spell them.
+LEVEL_ALIASES = {"warning": "warn", "critical": "fatal", "err": "error", "trace": "debug"}
 
 
 def normalise_level(level: str) -> str:
@@ -41,7 +42,7 @@ def normalise_level(level: str) -> str:
         'warn'
     """
     name = str(level).lower()
-    name = _LEVEL_ALIASES.get(name, name)
+    name = LEVEL_ALIASES.get(name, name)
     return name if name in SEVERITY_BY_LEVEL else "info"
 
 

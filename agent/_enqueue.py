@@ -1,7 +1,7 @@
 """Recording a job when it is put in a queue, before any worker runs it.
 
 Producer and worker are usually different processes: the producer calls
-:func:`enqueue_job` when it hands the job to its queue (Celery, RQ, a database table) and
+``jobtrail.enqueue`` when it hands the job to its queue (Celery, RQ, a database table) and
 passes the returned id along with the job; the worker runs ``jobtrail.job(..., id=that_id)``.
 Until the worker's ``job.started`` arrives the collector shows the job as ``pending`` with
 its ``queued_at`` time, so a job stuck in the queue is visible, and never taken for lost.

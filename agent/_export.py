@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from ._queue_bound import QueueBound, ReleasingExporter, estimate_log_record, estimate_span
-from ._stats import Counters
+from ._stats import Counters, queue_length
 
 __all__ = [
     "CountingBatchLogRecordProcessor",
@@ -116,10 +116,8 @@ def _queue_full(processor: Any) -> bool:
     Reads the SDK's private ``BatchProcessor`` state; if a future SDK renames it, drops
     simply stop being counted.
     """
-    inner = getattr(processor, "_batch_processor", None)
-    queue = getattr(inner, "_queue", None)
-    capacity = getattr(inner, "_max_queue_size", None)
-    return queue is not None and capacity is not None and len(queue) >= capacity
+    capacity = getattr(getattr(processor, "_batch_processor", None), "_max_queue_size", None)
+    return capacity is not None and queue_length(processor) >= capacity
 
 
 class CountingBatchSpanProcessor(BatchSpanProcessor):
