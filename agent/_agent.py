@@ -143,7 +143,7 @@ class Agent(ExecuteMixin, EnqueueMixin):
                 records from logging libraries and captured program output (env
                 ``JOBTRAIL_MIN_LEVEL``; ``debug|info|success|warn|error|fatal``, default
                 ``debug``). Lifecycle records and the records of failed jobs and steps are
-                always sent. Records below it cost almost nothing.
+                always sent. A record below it is dropped before anything is encoded.
             tracer_provider: Use this provider (never shut down by the agent).
             logger_provider: Use this provider (never shut down by the agent).
             span_exporter: Export spans here instead of OTLP (agent-owned provider).
