@@ -66,31 +66,31 @@ export async function getJson(path, params = {}, { signal } = {}) {
   if (response.ok && body !== null) return body;
   const message = body?.error?.message || `${response.status} ${response.statusText}`;
   const code = body?.error?.code || null;
-  const kind =
-    response.status === 404 ? "not_found"
-    : response.status === 401 || response.status === 403 ? "auth"
-    : response.status >= 500 ? "server"
+  throw new ApiError(message, { kind: errorKind(response.status), status: response.status, code });
+}
+
+/** The kind of error an HTTP status is, for the views' error states. */
+function errorKind(status) {
+  return status === 404 ? "not_found"
+    : status === 401 || status === 403 ? "auth"
+    : status >= 500 ? "server"
     : "http";
-  throw new ApiError(message, { kind, status: response.status, code });
 }
 
 /**
- * Follow a download link, sending the API token when one is set: a plain link cannot carry
- * the Authorization header, so the file is fetched and handed to the browser as a blob.
- * Without a token the link is left to the browser. Returns whether it handled the click.
+ * Follow a download link sending the API token: a plain link cannot carry the
+ * Authorization header, so the file is fetched and handed to the browser as a blob.
  */
 export async function downloadWithToken(link) {
-  const token = getToken();
-  if (!token) return false;
   let response;
   try {
-    response = await fetch(link.href, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
+    response = await fetch(link.href, { headers: { Authorization: `Bearer ${getToken()}` }, cache: "no-store" });
   } catch {
     throw new ApiError("Cannot reach the jobtrail server. Is `jobtrail serve` running?", { kind: "offline" });
   }
   if (!response.ok) {
-    const kind = response.status === 401 || response.status === 403 ? "auth" : "http";
-    throw new ApiError(`Download failed: ${response.status} ${response.statusText}`, { kind, status: response.status });
+    throw new ApiError(`Download failed: ${response.status} ${response.statusText}`,
+      { kind: errorKind(response.status), status: response.status });
   }
   const named = /filename="?([^";]+)"?/.exec(response.headers.get("Content-Disposition") || "");
   const url = URL.createObjectURL(await response.blob());
@@ -101,7 +101,6 @@ export async function downloadWithToken(link) {
   save.click();
   save.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
-  return true;
 }
 
 export const api = {

@@ -115,13 +115,15 @@ export async function jobView({ root, params, query, signal }) {
   let tail = null; // AbortController of the running tail
   let firstId = null;
   let lastId = 0;
-  const logParams = () => ({ job: jobId, q: filters.q, level: filters.level, step: filters.step, span_id: filters.span_id, events: filters.events });
+  // What the log requests, the URL and the live tail are filtered by.
+  const logFilters = () => ({ q: filters.q, level: filters.level, step: filters.step, span_id: filters.span_id, events: filters.events });
+  const logParams = () => ({ job: jobId, ...logFilters() });
 
   function setFilters(next) {
     filters = next;
     stepFilter.value = stepFilterValue(filters);
     eventsToggle.checked = Boolean(filters.events);
-    replaceQuery({ q: filters.q, level: filters.level, step: filters.step, span_id: filters.span_id, events: filters.events });
+    replaceQuery(logFilters());
     loadLogs();
   }
 
@@ -170,7 +172,7 @@ export async function jobView({ root, params, query, signal }) {
         api.job(jobId, { signal: mine }).then((detail) => { job = detail; renderSummary(); }, () => {});
       }, Math.max(0, refreshAt - Date.now()));
     };
-    tailJobLogs(jobId, { q: filters.q, level: filters.level, step: filters.step, span_id: filters.span_id, events: filters.events }, {
+    tailJobLogs(jobId, logFilters(), {
       afterId: lastId,
       signal: mine,
       onStatus: (state) => indicator.set(state),
